@@ -1,0 +1,98 @@
+// Package httpx is the HTTP edge shared by every service: the error envelope of API.md §1,
+// strict JSON decoding, request ids, security headers, pagination, health endpoints and a
+// server with timeouts and graceful shutdown.
+package httpx
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/perpetua-flow/backend/libs/apperr"
+)
+
+// ErrorBody is the wire form of an error (API.md §1).
+type ErrorBody struct {
+	Error ErrorPayload `json:"error"`
+}
+
+// ErrorPayload is the inside of the envelope.
+type ErrorPayload struct {
+	Code      apperr.Code     `json:"code"`
+	Message   string          `json:"message"`
+	Details   []apperr.Detail `json:"details"`
+	RequestID string          `json:"request_id"`
+}
+
+// Item is the envelope of one resource: {"data": ...}.
+type Item[T any] struct {
+	Data T `json:"data"`
+}
+
+// WriteJSON writes v as JSON with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only a programming error (an unmarshalable type) gets here.
+		http.Error(w, `{"error":{"code":"INTERNAL_ERROR","message":"internal error","details":[]}}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// WriteData writes {"data": v}.
+func WriteData(w http.ResponseWriter, status int, v any) {
+	WriteJSON(w, status, Item[any]{Data: v})
+}
+
+// WriteError maps err to the envelope. Errors without a code are logged with the request
+// id and answered as INTERNAL_ERROR, so no internal detail leaks.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	rid := RequestIDFrom(ctx)
+	e, ok := apperr.As(err)
+	if !ok || !e.Code.Known() {
+		LoggerFrom(ctx).ErrorContext(ctx, "request failed", "err", err, "request_id", rid, "method", r.Method, "path", r.URL.Path)
+		e = apperr.New(apperr.Internal, "internal error")
+	} else if e.Err != nil || e.Code.Status() >= 500 {
+		LoggerFrom(ctx).WarnContext(ctx, "request failed", "code", e.Code, "err", err, "request_id", rid, "path", r.URL.Path)
+	}
+	details := e.Details
+	if details == nil {
+		details = []apperr.Detail{}
+	}
+	for k, v := range e.Headers {
+		w.Header().Set(k, v)
+	}
+	WriteJSON(w, e.Code.Status(), ErrorBody{Error: ErrorPayload{
+		Code: e.Code, Message: e.Message, Details: details, RequestID: rid,
+	}})
+}
+
+type loggerKey struct{}
+
+// WithLogger stores the request's logger in ctx.
+func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, l)
+}
+
+// LoggerFrom is the logger stored by WithLogger, or slog.Default.
+func LoggerFrom(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
+
+// NotFoundHandler answers unknown routes with the envelope.
+func NotFoundHandler(w http.ResponseWriter, r *http.Request) {
+	WriteError(w, r, apperr.New(apperr.NotFound, "no such route"))
+}
+
+// MethodNotAllowedHandler answers a known route with the wrong method.
+func MethodNotAllowedHandler(w http.ResponseWriter, r *http.Request) {
+	WriteError(w, r, apperr.New(apperr.MethodNotAllowed, "method not allowed on this route"))
+}

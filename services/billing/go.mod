@@ -1,0 +1,7 @@
+module github.com/perpetua-flow/backend/services/billing
+
+go 1.26.0
+
+require github.com/perpetua-flow/backend/libs v0.0.0
+
+replace github.com/perpetua-flow/backend/libs => ../../libs
