@@ -36,6 +36,16 @@ func Migrate(ctx context.Context, cfg Config, fsys fs.FS, logger *slog.Logger) e
 
 // MigratePool is Migrate on an existing pool whose search_path is schema.
 func MigratePool(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS, logger *slog.Logger) error {
+	return MigratePoolTable(ctx, pool, schema, VersionTable, fsys, logger)
+}
+
+// MigratePoolTable is MigratePool with the history kept in <schema>.<table>. A library that
+// owns tables in every service's schema (the events outbox and inbox) uses its own table,
+// so its version numbers never collide with the service's own migrations.
+func MigratePoolTable(ctx context.Context, pool *pgxpool.Pool, schema, table string, fsys fs.FS, logger *slog.Logger) error {
+	if !ValidSchema(table) {
+		return fmt.Errorf("pg: invalid version table name %q", table)
+	}
 	if !ValidSchema(schema) {
 		return fmt.Errorf("pg: invalid schema name %q", schema)
 	}
@@ -44,16 +54,16 @@ func MigratePool(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
-	return migrateDB(ctx, db, schema, fsys, logger)
+	return migrateDB(ctx, db, schema, table, fsys, logger)
 }
 
-func migrateDB(ctx context.Context, db *sql.DB, schema string, fsys fs.FS, logger *slog.Logger) error {
+func migrateDB(ctx context.Context, db *sql.DB, schema, table string, fsys fs.FS, logger *slog.Logger) error {
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
 		return err
 	}
 	opts := []goose.ProviderOption{
-		goose.WithTableName(schema + "." + VersionTable),
+		goose.WithTableName(schema + "." + table),
 		goose.WithSessionLocker(locker),
 		goose.WithDisableGlobalRegistry(true),
 	}
