@@ -1,0 +1,296 @@
+// Package store is billing's SQL: the credit ledger, subscriptions, payments and webhook
+// events, each use case in one transaction that starts by locking the user's
+// credit_accounts row, with its events written to the outbox in the same transaction.
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/perpetua-flow/backend/libs/events"
+	"github.com/perpetua-flow/backend/libs/events/billingevents"
+	"github.com/perpetua-flow/backend/libs/pg"
+	"github.com/perpetua-flow/backend/services/billing/internal/credit"
+)
+
+// Store reads and writes billing's schema.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New is a store on pool (whose search_path is billing's schema).
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Pool is the store's pool (for the consumers and jobs that share its transactions).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// ValidUserID reports whether id is a UUID (every user id is; anything else is a bad
+// request, never a database error).
+func ValidUserID(id string) bool {
+	_, err := uuid.Parse(id)
+	return err == nil && len(id) == 36
+}
+
+// account is one user's locked ledger inside a transaction: the grants not yet written
+// off, the running balance the ledger rows carry, and the events to enqueue.
+type account struct {
+	tx        pgx.Tx
+	userID    string
+	now       time.Time
+	createdAt time.Time
+	dailyPerk int
+	grants    []credit.Grant
+	// running is the sum of remaining over grants not written off: what the last
+	// ledger row's balance_after says.
+	running int
+	events  []events.Event
+}
+
+// lockAccount creates the user's account row if missing and locks it, so every credit
+// change of the user runs one at a time. signedUpAt is the sign-up time when known
+// (auth.user.created); a lazily created account starts now.
+func lockAccount(ctx context.Context, tx pgx.Tx, userID string, now time.Time, signedUpAt *time.Time) (*account, error) {
+	created := now
+	if signedUpAt != nil {
+		created = signedUpAt.UTC()
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO credit_accounts (user_id, created_at, updated_at) VALUES ($1, $2, $3)
+		ON CONFLICT (user_id) DO NOTHING`, userID, created, now); err != nil {
+		return nil, fmt.Errorf("store: create account: %w", err)
+	}
+	a := &account{tx: tx, userID: userID, now: now}
+	if err := tx.QueryRow(ctx, `
+		SELECT created_at, daily_perk FROM credit_accounts WHERE user_id = $1 FOR UPDATE`,
+		userID).Scan(&a.createdAt, &a.dailyPerk); err != nil {
+		return nil, fmt.Errorf("store: lock account: %w", err)
+	}
+	if signedUpAt != nil && signedUpAt.Before(a.createdAt) {
+		// auth's sign-up time wins over a lazily created account's.
+		a.createdAt = signedUpAt.UTC()
+		if _, err := tx.Exec(ctx, `UPDATE credit_accounts SET created_at = $2, updated_at = $3 WHERE user_id = $1`,
+			userID, a.createdAt, now); err != nil {
+			return nil, fmt.Errorf("store: account sign-up time: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// open locks the account and brings it up to date at now: leftovers of expired grants are
+// written off as expire rows, and today's daily grant is made if it is due.
+func open(ctx context.Context, tx pgx.Tx, userID string, now time.Time, signedUpAt *time.Time) (*account, error) {
+	a, err := lockAccount(ctx, tx, userID, now, signedUpAt)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.load(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.writeOffExpired(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.grantDaily(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *account) load(ctx context.Context) error {
+	rows, err := a.tx.Query(ctx, `
+		SELECT id::text, kind, amount, remaining, expires_at, created_at
+		FROM credit_grants WHERE user_id = $1 AND remaining > 0`, a.userID)
+	if err != nil {
+		return fmt.Errorf("store: load grants: %w", err)
+	}
+	grants, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (credit.Grant, error) {
+		var g credit.Grant
+		var kind string
+		var exp *time.Time
+		err := r.Scan(&g.ID, &kind, &g.Amount, &g.Remaining, &exp, &g.CreatedAt)
+		g.Kind = credit.Kind(kind)
+		if exp != nil {
+			g.ExpiresAt = exp.UTC()
+		}
+		return g, err
+	})
+	if err != nil {
+		return fmt.Errorf("store: load grants: %w", err)
+	}
+	a.grants = grants
+	a.running = 0
+	for _, g := range grants {
+		a.running += g.Remaining
+	}
+	return nil
+}
+
+// balance is what can be spent now.
+func (a *account) balance() credit.Balance { return credit.BalanceOf(a.grants, a.now) }
+
+// ledgerRow is one history row to write.
+type ledgerRow struct {
+	kind        credit.Kind
+	operation   string
+	category    string
+	amount      int // signed
+	description string
+	reference   string
+}
+
+// Ledger operations and categories of API.md §5.
+const (
+	opGrant     = "grant"
+	opConsume   = "consume"
+	opRefund    = "refund"
+	opExpire    = "expire"
+	opCarryover = "carryover"
+
+	categoryAI = "ai"
+)
+
+func (a *account) ledger(ctx context.Context, rows ...ledgerRow) error {
+	for _, r := range rows {
+		a.running += r.amount
+		if _, err := a.tx.Exec(ctx, `
+			INSERT INTO credit_ledger (id, user_id, credit_type, operation, category, amount, balance_after, description, reference, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			newID(), a.userID, string(r.kind), r.operation, r.category, r.amount, a.running, r.description, r.reference, a.now); err != nil {
+			return fmt.Errorf("store: ledger: %w", err)
+		}
+	}
+	return nil
+}
+
+func (a *account) emit(typ string, data any) error {
+	ev, err := events.New(billingevents.Source, typ, a.userID, data)
+	if err != nil {
+		return err
+	}
+	a.events = append(a.events, ev)
+	return nil
+}
+
+// flush writes the gathered events to the outbox.
+func (a *account) flush(ctx context.Context) error {
+	if len(a.events) == 0 {
+		return nil
+	}
+	if err := events.Enqueue(ctx, a.tx, a.events...); err != nil {
+		return err
+	}
+	a.events = nil
+	return nil
+}
+
+func (a *account) creditsEvent(typ, operationID string, kind credit.Kind, amount int, reason string) error {
+	return a.emit(typ, billingevents.Credits{
+		UserID: a.userID, OperationID: operationID, Kind: string(kind), Amount: amount,
+		Reason: reason, Balance: a.balance().Total(), OccurredAt: a.now,
+	})
+}
+
+// writeOffExpired writes an expire row for what expired grants still held, so the
+// history explains every credit that disappeared at midnight.
+func (a *account) writeOffExpired(ctx context.Context) error {
+	kept := a.grants[:0]
+	for _, g := range a.grants {
+		if !g.Expired(a.now) {
+			kept = append(kept, g)
+			continue
+		}
+		if _, err := a.tx.Exec(ctx, `UPDATE credit_grants SET remaining = 0, expired = true WHERE id = $1 AND user_id = $2`, g.ID, a.userID); err != nil {
+			return fmt.Errorf("store: expire grant: %w", err)
+		}
+		if err := a.ledger(ctx, ledgerRow{kind: g.Kind, operation: opExpire, category: g.Kind.Category(), amount: -g.Remaining,
+			description: fmt.Sprintf("%d %s credits expired", g.Remaining, g.Kind), reference: g.ID}); err != nil {
+			return err
+		}
+	}
+	a.grants = kept
+	return nil
+}
+
+// grantDaily makes today's daily grant when the day started after sign-up and it does not
+// exist yet (the partial unique index on (user_id, day) makes "never twice" a fact).
+func (a *account) grantDaily(ctx context.Context) error {
+	if !credit.DailyGrantDue(a.createdAt, a.now) {
+		return nil
+	}
+	day := credit.StartOfDay(a.now)
+	_, err := a.grant(ctx, grantSpec{
+		kind: credit.Daily, amount: credit.DailyGrantAmount(a.dailyPerk), expiresAt: credit.NextMidnight(a.now), day: &day,
+		source: "daily", sourceRef: day.Format(time.DateOnly), description: "daily credits for " + day.Format(time.DateOnly),
+	})
+	return err
+}
+
+// grantSpec describes a new grant.
+type grantSpec struct {
+	kind        credit.Kind
+	amount      int
+	expiresAt   time.Time
+	day         *time.Time
+	source      string
+	sourceRef   string
+	description string
+	operation   string // grant (default) or carryover
+	category    string // default kind's category
+}
+
+// grant inserts a grant unless its source already granted (then false), with its ledger
+// row and billing.credits.granted event.
+func (a *account) grant(ctx context.Context, g grantSpec) (bool, error) {
+	if g.amount <= 0 {
+		return false, nil
+	}
+	id := newID()
+	var exp *time.Time
+	if !g.expiresAt.IsZero() {
+		exp = &g.expiresAt
+	}
+	tag, err := a.tx.Exec(ctx, `
+		INSERT INTO credit_grants (id, user_id, kind, amount, remaining, expires_at, day, source, source_ref, created_at)
+		VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT DO NOTHING`,
+		id, a.userID, string(g.kind), g.amount, exp, g.day, g.source, g.sourceRef, a.now)
+	if err != nil {
+		return false, fmt.Errorf("store: grant: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	a.grants = append(a.grants, credit.Grant{ID: id, Kind: g.kind, Amount: g.amount, Remaining: g.amount, ExpiresAt: g.expiresAt, CreatedAt: a.now})
+	op, cat := g.operation, g.category
+	if op == "" {
+		op = opGrant
+	}
+	if cat == "" {
+		cat = g.kind.Category()
+	}
+	if err := a.ledger(ctx, ledgerRow{kind: g.kind, operation: op, category: cat, amount: g.amount, description: g.description, reference: g.source + ":" + g.sourceRef}); err != nil {
+		return false, err
+	}
+	return true, a.creditsEvent(billingevents.TypeCreditsGranted, g.source+":"+g.sourceRef, g.kind, g.amount, g.description)
+}
+
+// withAccount runs fn on the user's opened account in one transaction and enqueues the
+// events fn gathered before commit.
+func (s *Store) withAccount(ctx context.Context, userID string, now time.Time, fn func(a *account) error) error {
+	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		a, err := open(ctx, tx, userID, now, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(a); err != nil {
+			return err
+		}
+		return a.flush(ctx)
+	})
+}
