@@ -4,10 +4,12 @@ package httpapi
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/perpetua-flow/backend/libs/apperr"
 	"github.com/perpetua-flow/backend/libs/authn"
@@ -289,4 +291,35 @@ func (a *API) transcribe(w http.ResponseWriter, r *http.Request) {
 		Transcription: out.Transcript.Text, Language: out.Transcript.Language, Confidence: out.Transcript.Confidence,
 		CreditsUsed: out.CreditsUsed, CreditsRemaining: out.CreditsRemaining,
 	})
+}
+
+// Deps is what the service's handler is built from.
+type Deps struct {
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	Checks   []httpx.Check
+	// Authenticate verifies the access token (authn.Middleware).
+	Authenticate func(http.Handler) http.Handler
+	// Idempotency is the Idempotency-Key layer, with the key required.
+	Idempotency func(http.Handler) http.Handler
+	// Metrics, when not nil, measures every request (by route).
+	Metrics func(http.Handler) http.Handler
+	Service *assistant.Service
+}
+
+// Handler is the whole HTTP surface: ops routes at the root, the API under /api/v1.
+func Handler(d Deps) http.Handler {
+	r := chi.NewRouter()
+	r.Use(httpx.RequestID(d.Logger), httpx.Recover, httpx.SecurityHeaders, httpx.LimitBody)
+	if d.Metrics != nil {
+		r.Use(d.Metrics)
+	}
+	r.NotFound(httpx.NotFoundHandler)
+	r.MethodNotAllowed(httpx.MethodNotAllowedHandler)
+	httpx.MountOps(r, d.Registry, d.Checks...)
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Use(d.Authenticate, d.Idempotency)
+		New(d.Service).Routes(r)
+	})
+	return r
 }

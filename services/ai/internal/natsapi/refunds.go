@@ -65,15 +65,25 @@ type PurgeArgs struct{}
 // Kind is the River job kind.
 func (PurgeArgs) Kind() string { return "ai_purge_counters" }
 
-// PurgeWorker deletes (session, task) counters whose 24 h window has ended.
+// PurgeWorker deletes (session, task) counters whose 24 h window has ended and expired
+// idempotency keys.
 type PurgeWorker struct {
 	river.WorkerDefaults[PurgeArgs]
-	Store *store.Store
-	Now   func() time.Time
+	Store     *store.Store
+	Now       func() time.Time
+	PurgeKeys func(ctx context.Context, now time.Time) (int64, error)
 }
 
 // Work purges.
 func (w *PurgeWorker) Work(ctx context.Context, _ *river.Job[PurgeArgs]) error {
-	_, err := w.Store.PurgeExpired(ctx, w.Now())
-	return err
+	now := w.Now()
+	if _, err := w.Store.PurgeExpired(ctx, now); err != nil {
+		return err
+	}
+	if w.PurgeKeys != nil {
+		if _, err := w.PurgeKeys(ctx, now); err != nil {
+			return fmt.Errorf("purge idempotency keys: %w", err)
+		}
+	}
+	return nil
 }
