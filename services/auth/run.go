@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/perpetua-flow/backend/libs/authn"
+	"github.com/perpetua-flow/backend/libs/clock"
+	"github.com/perpetua-flow/backend/libs/events"
+	"github.com/perpetua-flow/backend/libs/logging"
+	"github.com/perpetua-flow/backend/libs/pg"
+	"github.com/perpetua-flow/backend/libs/svc"
+	"github.com/perpetua-flow/backend/services/auth/internal/google"
+	"github.com/perpetua-flow/backend/services/auth/internal/httpapi"
+	"github.com/perpetua-flow/backend/services/auth/internal/natsapi"
+	"github.com/perpetua-flow/backend/services/auth/internal/store"
+)
+
+// Run serves auth until ctx ends. ready (may be nil) receives the bound address once the
+// service accepts requests; end-to-end tests and the local stack start it in-process.
+func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, ready func(addr string)) error {
+	return run(ctx, getenv, stdout, ready, clock.System{})
+}
+
+// Migrate applies auth's migrations (its own, the outbox/inbox and the job queue) and
+// returns: the `migrate` subcommand, run as an init step before new replicas start.
+func Migrate(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := ReadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := logging.New(stdout, cfg.Base.LogLevel, Name)
+	pool, err := pg.Open(ctx, cfg.Base.DB)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := store.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	logger.Info("migrated", "schema", Name)
+	return nil
+}
+
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer, ready func(addr string), clk clock.Clock) error {
+	cfg, err := ReadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	keys, err := authn.LoadKeys(cfg.SigningKeys...)
+	if err != nil {
+		return err
+	}
+	signer, err := authn.NewSigner(keys, cfg.Issuer, cfg.Audience)
+	if err != nil {
+		return err
+	}
+	googleVerifier, err := google.New(google.Config{JWKSURL: cfg.GoogleJWKSURL, ClientIDs: cfg.GoogleClientIDs, Clock: clk})
+	if err != nil {
+		return err
+	}
+
+	rt, err := svc.Open(ctx, Name, cfg.Base, stdout, store.Migrate)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	logger := rt.Logger
+	if cfg.DevLogin {
+		logger.Warn("AUTH_DEV_LOGIN is on: anyone can sign in as any email; never in production")
+	}
+	if len(cfg.GoogleClientIDs) == 0 {
+		logger.Warn("GOOGLE_CLIENT_IDS is empty: Google sign-in will fail")
+	}
+
+	eventMetrics, err := events.NewMetrics(rt.Registry)
+	if err != nil {
+		return err
+	}
+	relay := events.NewRelay(rt.Pool, rt.JS, events.RelayConfig{Schema: Name, Pooler: cfg.Base.DB.Pooler, Metrics: eventMetrics}, logger)
+	tiers, err := natsapi.NewTierConsumer(rt.Pool, rt.JS, clk, eventMetrics, logger)
+	if err != nil {
+		return fmt.Errorf("tier consumer: %w", err)
+	}
+
+	st := store.New(rt.Pool)
+	api := httpapi.New(httpapi.Config{
+		Store:    st,
+		Google:   googleVerifier,
+		Signer:   signer,
+		Verifier: selfVerifier(signer, cfg, clk, logger),
+		Clock:    clk,
+		DevLogin: cfg.DevLogin,
+		Logger:   logger,
+		Registry: rt.Registry,
+		Checks:   rt.ReadyChecks(),
+	})
+	return rt.Serve(ctx, api, ready, relay.Worker(), tiers.Worker())
+}
+
+// selfVerifier checks access tokens on auth's own routes against the signer's JWKS served
+// in-process: the same verification every service does, without a network hop to itself.
+func selfVerifier(signer *authn.Signer, cfg Config, clk clock.Clock, logger *slog.Logger) *authn.Verifier {
+	jwks := signer.JWKSHandler(httpapi.JWKSMaxAge)
+	return authn.NewVerifier(authn.VerifierConfig{
+		JWKSURL:    "http://auth.local/.well-known/jwks.json",
+		Issuer:     cfg.Issuer,
+		Audience:   cfg.Audience,
+		HTTPClient: &http.Client{Transport: handlerTransport{jwks}},
+		Clock:      clk,
+		Logger:     logger,
+	})
+}
+
+// handlerTransport answers every request with h, in-process.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
