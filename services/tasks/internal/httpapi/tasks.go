@@ -1,0 +1,162 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/perpetua-flow/backend/libs/apperr"
+	"github.com/perpetua-flow/backend/libs/httpx"
+
+	"github.com/perpetua-flow/backend/services/tasks/internal/store"
+	"github.com/perpetua-flow/backend/services/tasks/internal/task"
+	"github.com/perpetua-flow/backend/services/tasks/internal/wire"
+)
+
+func (a *API) listTasks(w http.ResponseWriter, r *http.Request) {
+	hp, sp, err := page(r)
+	q := newQuery(r)
+	f := store.TaskFilter{Completed: q.boolean("completed"), DueBefore: q.time("due_before"), DueAfter: q.time("due_after"),
+		Query: q.text("q", task.TitleMaxLen)}
+	if p := q.oneOf("priority", string(task.Low), string(task.Medium), string(task.High)); p != "" {
+		prio := task.Priority(p)
+		f.Priority = &prio
+	}
+	if b := q.boolean("include_hidden"); b != nil {
+		f.IncludeHidden = *b
+	}
+	if err == nil {
+		err = q.v.Err()
+	}
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	ts, total, err := a.store.ListTasks(r.Context(), actor(r).UserID, f, sp)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	out := make([]wire.Task, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, wire.FromTask(t))
+	}
+	httpx.WriteJSON(w, http.StatusOK, httpx.NewList(out, hp, total))
+}
+
+type createTaskRequest struct {
+	Title             *string `json:"title"`
+	Description       *string `json:"description"`
+	Priority          *string `json:"priority"`
+	DueDate           *string `json:"due_date"`
+	EstimatedDuration *int    `json:"estimated_duration"`
+}
+
+func (a *API) createTask(w http.ResponseWriter, r *http.Request) {
+	var req createTaskRequest
+	if err := httpx.Decode(r, &req); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	var v apperr.Validator
+	n := task.NewTask{EstimatedDuration: req.EstimatedDuration}
+	v.Check(req.Title != nil, "title", "is required")
+	if req.Title != nil {
+		n.Title = *req.Title
+	}
+	if req.Description != nil {
+		n.Description = *req.Description
+	}
+	if req.Priority != nil {
+		n.Priority = task.Priority(*req.Priority)
+		v.Check(n.Priority.Valid(), "priority", "must be low, medium or high")
+	}
+	if req.DueDate != nil {
+		n.DueDate = parseTime(&v, "due_date", *req.DueDate)
+	}
+	if err := v.Err(); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	t, err := a.store.CreateTask(r.Context(), actor(r), n)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteData(w, http.StatusCreated, wire.FromDetail(t, nil))
+}
+
+func (a *API) getTask(w http.ResponseWriter, r *http.Request) {
+	d, err := a.store.GetTask(r.Context(), actor(r).UserID, chi.URLParam(r, "id"))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteData(w, http.StatusOK, wire.FromDetail(d.Task, d.Subtasks))
+}
+
+// taskChanged is the answer of PATCH: the task plus the achievements it unlocked.
+type taskChanged struct {
+	Data                 wire.Task                  `json:"data"`
+	UnlockedAchievements []wire.UnlockedAchievement `json:"unlocked_achievements"`
+}
+
+func (a *API) updateTask(w http.ResponseWriter, r *http.Request) {
+	var req wire.TaskPatch
+	if err := httpx.Decode(r, &req); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	p, err := req.Patch()
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	t, comp, err := a.store.UpdateTask(r.Context(), actor(r), chi.URLParam(r, "id"), p)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, taskChanged{Data: wire.FromTask(t), UnlockedAchievements: wire.FromUnlocked(comp.Unlocked)})
+}
+
+type forceCompleteRequest struct {
+	Version *int `json:"version"`
+}
+
+type forceCompleted struct {
+	Task                 wire.TaskDetail            `json:"task"`
+	UnlockedAchievements []wire.UnlockedAchievement `json:"unlocked_achievements"`
+	Streak               wire.Streak                `json:"streak"`
+}
+
+func (a *API) forceComplete(w http.ResponseWriter, r *http.Request) {
+	var req forceCompleteRequest
+	if err := httpx.Decode(r, &req); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if req.Version == nil {
+		httpx.WriteError(w, r, apperr.Invalid(apperr.Field("version", "is required")))
+		return
+	}
+	d, comp, err := a.store.ForceComplete(r.Context(), actor(r), chi.URLParam(r, "id"), *req.Version)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteData(w, http.StatusOK, forceCompleted{
+		Task: wire.FromDetail(d.Task, d.Subtasks), UnlockedAchievements: wire.FromUnlocked(comp.Unlocked),
+		Streak: wire.Streak{Current: comp.Streak.Current, Longest: comp.Streak.Longest},
+	})
+}
+
+func (a *API) deleteTask(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	tomb, err := a.store.DeleteTask(r.Context(), actor(r), id)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteData(w, http.StatusOK, wire.Deleted{DeletedID: id, TombstoneID: tomb.ID, RecoverableUntil: wire.Time(tomb.ExpiresAt)})
+}

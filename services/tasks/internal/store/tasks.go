@@ -1,0 +1,381 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/perpetua-flow/backend/libs/events/tasksevents"
+	"github.com/perpetua-flow/backend/libs/pg"
+
+	"github.com/perpetua-flow/backend/services/tasks/internal/task"
+)
+
+const taskCols = `id, user_id, title, description, priority, due_date, estimated_duration,
+	focus_time_seconds, completed, completed_at, completed_by, hidden, archived, template_id,
+	subtask_count, subtask_completed_count, version, created_at, updated_at`
+
+func scanTask(row pgx.Row) (task.Task, error) {
+	var t task.Task
+	var prio, by string
+	err := row.Scan(&t.ID, &t.UserID, &t.Title, &t.Description, &prio, &t.DueDate, &t.EstimatedDuration,
+		&t.FocusTimeSeconds, &t.Completed, &t.CompletedAt, &by, &t.Hidden, &t.Archived, &t.TemplateID,
+		&t.SubtaskCount, &t.SubtaskCompletedCount, &t.Version, &t.CreatedAt, &t.UpdatedAt)
+	t.Priority, t.CompletedBy = task.Priority(prio), task.CompletedBy(by)
+	return t, err
+}
+
+// TaskDetail is a task with its subtasks (by order_index) and reminders.
+type TaskDetail struct {
+	Task     task.Task
+	Subtasks []task.Subtask
+}
+
+// TaskFilter is the query of GET /tasks.
+type TaskFilter struct {
+	Completed     *bool
+	Priority      *task.Priority
+	DueBefore     *time.Time
+	DueAfter      *time.Time
+	IncludeHidden bool
+	Query         string // title contains, case-insensitive
+}
+
+// Page is offset/limit.
+type Page struct{ Offset, Limit int }
+
+// escapeLike makes s a literal inside an ILIKE pattern.
+func escapeLike(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(s)
+}
+
+// ListTasks is one page of the user's tasks, newest first (created_at, id descending: a
+// stable order backed by tasks_user_created). The title search is ILIKE on the user's
+// rows only, which that index bounds; no trigram extension is needed in the schema.
+func (s *Store) ListTasks(ctx context.Context, userID string, f TaskFilter, p Page) ([]task.Task, int, error) {
+	where := []string{"user_id = $1"}
+	args := []any{userID}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.Completed != nil {
+		add("completed = $%d", *f.Completed)
+	}
+	if f.Priority != nil {
+		add("priority = $%d", string(*f.Priority))
+	}
+	if f.DueBefore != nil {
+		add("due_date < $%d", *f.DueBefore)
+	}
+	if f.DueAfter != nil {
+		add("due_date > $%d", *f.DueAfter)
+	}
+	if !f.IncludeHidden {
+		where = append(where, "NOT hidden")
+	}
+	if f.Query != "" {
+		add(`title ILIKE '%%' || $%d || '%%' ESCAPE '\'`, escapeLike(f.Query))
+	}
+	cond := strings.Join(where, " AND ")
+	var total int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE `+cond, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	args = append(args, p.Limit, p.Offset)
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT %s FROM tasks WHERE %s ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`,
+		taskCols, cond, len(args)-1, len(args)), args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (task.Task, error) { return scanTask(r) })
+	return out, total, err
+}
+
+// GetTask is one of the user's tasks with its subtasks.
+func (s *Store) GetTask(ctx context.Context, userID, id string) (TaskDetail, error) {
+	if !ValidID(id) {
+		return TaskDetail{}, notFound("task")
+	}
+	return s.taskDetail(ctx, s.pool, userID, id)
+}
+
+func (s *Store) taskDetail(ctx context.Context, q pg.Querier, userID, id string) (TaskDetail, error) {
+	t, err := scanTask(q.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = $1 AND user_id = $2`, id, userID))
+	if pg.IsNoRows(err) {
+		return TaskDetail{}, notFound("task")
+	}
+	if err != nil {
+		return TaskDetail{}, err
+	}
+	subs, err := s.subtasksOf(ctx, q, userID, id)
+	if err != nil {
+		return TaskDetail{}, err
+	}
+	return TaskDetail{Task: t, Subtasks: subs}, nil
+}
+
+// lockTask reads the user's task FOR UPDATE; every change of a task or its subtasks
+// starts here, so changes of one task serialise and ownership is checked once.
+func lockTask(ctx context.Context, tx pgx.Tx, userID, id string) (task.Task, error) {
+	if !ValidID(id) {
+		return task.Task{}, notFound("task")
+	}
+	t, err := scanTask(tx.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE`, id, userID))
+	if pg.IsNoRows(err) {
+		return task.Task{}, notFound("task")
+	}
+	return t, err
+}
+
+func insertTask(ctx context.Context, tx pgx.Tx, t task.Task) error {
+	_, err := tx.Exec(ctx, `INSERT INTO tasks (`+taskCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)`,
+		t.ID, t.UserID, t.Title, t.Description, string(t.Priority), t.DueDate, t.EstimatedDuration,
+		t.FocusTimeSeconds, t.Completed, t.CompletedAt, string(t.CompletedBy), t.Hidden, t.Archived, t.TemplateID,
+		t.SubtaskCount, t.SubtaskCompletedCount, t.Version, t.CreatedAt, t.UpdatedAt)
+	return err
+}
+
+// saveTask writes the mutable fields of t (the row is locked by the caller).
+func saveTask(ctx context.Context, tx pgx.Tx, t task.Task) error {
+	_, err := tx.Exec(ctx, `UPDATE tasks SET title = $3, description = $4, priority = $5, due_date = $6,
+		estimated_duration = $7, completed = $8, completed_at = $9, completed_by = $10, hidden = $11,
+		archived = $12, subtask_count = $13, subtask_completed_count = $14, version = $15, updated_at = $16
+		WHERE id = $1 AND user_id = $2`,
+		t.ID, t.UserID, t.Title, t.Description, string(t.Priority), t.DueDate, t.EstimatedDuration,
+		t.Completed, t.CompletedAt, string(t.CompletedBy), t.Hidden, t.Archived,
+		t.SubtaskCount, t.SubtaskCompletedCount, t.Version, t.UpdatedAt)
+	return err
+}
+
+// CreateTask validates n, counts it against the user's limit and stores it (version 1).
+func (s *Store) CreateTask(ctx context.Context, a Actor, n task.NewTask) (task.Task, error) {
+	var t task.Task
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		t, err = s.CreateTaskTx(ctx, tx, a, n)
+		return err
+	})
+	return t, err
+}
+
+// CreateTaskTx is CreateTask inside the caller's transaction (templates, issue 6).
+func (s *Store) CreateTaskTx(ctx context.Context, tx pgx.Tx, a Actor, n task.NewTask) (task.Task, error) {
+	now := s.now()
+	n, err := n.Validate(a.Tier, now)
+	if err != nil {
+		return task.Task{}, err
+	}
+	t := task.Task{
+		ID: newID(), UserID: a.UserID, Title: n.Title, Description: n.Description, Priority: n.Priority,
+		DueDate: n.DueDate, EstimatedDuration: n.EstimatedDuration, Version: 1, CreatedAt: now, UpdatedAt: now,
+	}
+	if t.DueDate != nil {
+		d := t.DueDate.Truncate(time.Microsecond)
+		t.DueDate = &d
+	}
+	if err := s.reserve(ctx, tx, a, task.ResourceTasks); err != nil {
+		return task.Task{}, err
+	}
+	if err := insertTask(ctx, tx, t); err != nil {
+		return task.Task{}, err
+	}
+	if err := s.record(ctx, tx, a, task.EntityTask, t.ID, task.ActionCreated, map[string]any{"title": t.Title}); err != nil {
+		return task.Task{}, err
+	}
+	return t, s.emitTask(ctx, tx, tasksevents.TypeTaskCreated, t, a.Source)
+}
+
+// UpdateTask applies a PATCH (API.md §3) and, when it completes the task, the completion.
+func (s *Store) UpdateTask(ctx context.Context, a Actor, id string, p task.Patch) (task.Task, task.Completion, error) {
+	var (
+		t    task.Task
+		comp task.Completion
+	)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		t, comp, err = s.UpdateTaskTx(ctx, tx, a, id, p)
+		return err
+	})
+	return t, comp, err
+}
+
+// UpdateTaskTx is UpdateTask inside the caller's transaction (AI actions).
+func (s *Store) UpdateTaskTx(ctx context.Context, tx pgx.Tx, a Actor, id string, p task.Patch) (task.Task, task.Completion, error) {
+	comp := task.Completion{Unlocked: []task.Achievement{}}
+	cur, err := lockTask(ctx, tx, a.UserID, id)
+	if err != nil {
+		return task.Task{}, comp, err
+	}
+	res, err := task.ApplyPatch(cur, p, a.Tier, s.now())
+	if err != nil || !res.Changed {
+		return cur, comp, err
+	}
+	next := res.Task
+	if next.DueDate != nil {
+		d := next.DueDate.Truncate(time.Microsecond)
+		next.DueDate = &d
+	}
+	if err := saveTask(ctx, tx, next); err != nil {
+		return task.Task{}, comp, err
+	}
+	if err := s.record(ctx, tx, a, task.EntityTask, next.ID, task.ActionUpdated, changedFields(cur, next)); err != nil {
+		return task.Task{}, comp, err
+	}
+	if err := s.emitTask(ctx, tx, tasksevents.TypeTaskUpdated, next, a.Source); err != nil {
+		return task.Task{}, comp, err
+	}
+	if res.Completed {
+		if comp, err = s.completed(ctx, tx, a, next); err != nil {
+			return task.Task{}, comp, err
+		}
+	}
+	return next, comp, nil
+}
+
+func changedFields(a, b task.Task) map[string]any {
+	var fields []string
+	add := func(ok bool, name string) {
+		if !ok {
+			fields = append(fields, name)
+		}
+	}
+	add(a.Title == b.Title, "title")
+	add(a.Description == b.Description, "description")
+	add(a.Priority == b.Priority, "priority")
+	add((a.DueDate == nil) == (b.DueDate == nil) && (a.DueDate == nil || a.DueDate.Equal(*b.DueDate)), "due_date")
+	add((a.EstimatedDuration == nil) == (b.EstimatedDuration == nil) && (a.EstimatedDuration == nil || *a.EstimatedDuration == *b.EstimatedDuration), "estimated_duration")
+	add(a.Completed == b.Completed, "completed")
+	add(a.Hidden == b.Hidden, "hidden")
+	add(a.Archived == b.Archived, "archived")
+	return map[string]any{"fields": fields, "version": b.Version}
+}
+
+// ForceComplete completes the task and every open subtask in one transaction. version is
+// required (optimistic locking).
+func (s *Store) ForceComplete(ctx context.Context, a Actor, id string, version int) (TaskDetail, task.Completion, error) {
+	var (
+		d    TaskDetail
+		comp task.Completion
+	)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		d, comp, err = s.ForceCompleteTx(ctx, tx, a, id, &version)
+		return err
+	})
+	return d, comp, err
+}
+
+// ForceCompleteTx is ForceComplete inside the caller's transaction; a nil version skips
+// the locking check (an AI complete_task without a version).
+func (s *Store) ForceCompleteTx(ctx context.Context, tx pgx.Tx, a Actor, id string, version *int) (TaskDetail, task.Completion, error) {
+	comp := task.Completion{Unlocked: []task.Achievement{}}
+	cur, err := lockTask(ctx, tx, a.UserID, id)
+	if err != nil {
+		return TaskDetail{}, comp, err
+	}
+	if err := task.CheckVersion(version, cur.Version); err != nil {
+		return TaskDetail{}, comp, err
+	}
+	now := s.now()
+	next, done, err := task.Complete(cur, task.ByForce, now)
+	if err != nil {
+		return TaskDetail{}, comp, err
+	}
+	tag, err := tx.Exec(ctx, `UPDATE subtasks SET completed = true, completed_at = $3, updated_at = $3
+		WHERE task_id = $1 AND user_id = $2 AND NOT completed`, id, a.UserID, now)
+	if err != nil {
+		return TaskDetail{}, comp, err
+	}
+	closed := int(tag.RowsAffected())
+	next.SubtaskCompletedCount = next.SubtaskCount
+	if done || closed > 0 {
+		if !done { // already completed: only the subtask counts change
+			next.UpdatedAt = now
+		}
+		if err := saveTask(ctx, tx, next); err != nil {
+			return TaskDetail{}, comp, err
+		}
+	}
+	if done {
+		if err := s.emitTask(ctx, tx, tasksevents.TypeTaskUpdated, next, a.Source); err != nil {
+			return TaskDetail{}, comp, err
+		}
+		if comp, err = s.completed(ctx, tx, a, next); err != nil {
+			return TaskDetail{}, comp, err
+		}
+	}
+	d, err := s.taskDetail(ctx, tx, a.UserID, id)
+	return d, comp, err
+}
+
+// DeleteTask removes the task with its subtasks (and reminders), keeping a tombstone.
+func (s *Store) DeleteTask(ctx context.Context, a Actor, id string) (task.Tombstone, error) {
+	var tomb task.Tombstone
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		cur, err := lockTask(ctx, tx, a.UserID, id)
+		if err != nil {
+			return err
+		}
+		subs, err := s.subtasksOf(ctx, tx, a.UserID, id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM tasks WHERE id = $1 AND user_id = $2`, id, a.UserID); err != nil {
+			return err
+		}
+		if err := s.release(ctx, tx, a.UserID, task.ResourceTasks); err != nil {
+			return err
+		}
+		tomb, err = s.bury(ctx, tx, a.UserID, task.EntityTask, cur.ID, cur.Title, snapshot{Task: &cur, Subtasks: subs})
+		if err != nil {
+			return err
+		}
+		if err := s.record(ctx, tx, a, task.EntityTask, id, task.ActionDeleted, map[string]any{"tombstone_id": tomb.ID}); err != nil {
+			return err
+		}
+		return s.emitTask(ctx, tx, tasksevents.TypeTaskDeleted, cur, a.Source)
+	})
+	return tomb, err
+}
+
+// OpenTasks is the user's open (not completed, not archived) tasks, newest first, for the
+// AI context.
+func (s *Store) OpenTasks(ctx context.Context, userID string, limit int) ([]TaskDetail, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM tasks WHERE user_id = $1 AND NOT completed AND NOT archived
+		ORDER BY created_at DESC, id DESC LIMIT $2`, userID, limit)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (task.Task, error) { return scanTask(r) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TaskDetail, 0, len(ts))
+	ids := make([]string, len(ts))
+	for i, t := range ts {
+		ids[i] = t.ID
+	}
+	byTask := map[string][]task.Subtask{}
+	if len(ids) > 0 {
+		rows, err := s.pool.Query(ctx, `SELECT `+subtaskCols+` FROM subtasks WHERE user_id = $1 AND task_id = ANY($2::uuid[]) ORDER BY task_id, order_index`, userID, ids)
+		if err != nil {
+			return nil, err
+		}
+		subs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (task.Subtask, error) { return scanSubtask(r) })
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range subs {
+			byTask[st.TaskID] = append(byTask[st.TaskID], st)
+		}
+	}
+	for _, t := range ts {
+		out = append(out, TaskDetail{Task: t, Subtasks: byTask[t.ID]})
+	}
+	return out, nil
+}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/perpetua-flow/backend/libs/authn/authntest"
+	"github.com/perpetua-flow/backend/libs/natsembed"
+	"github.com/perpetua-flow/backend/libs/pg"
+	"github.com/perpetua-flow/backend/libs/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// env is one running tasks service with its own database, NATS server and token issuer.
+type env struct {
+	URL     string
+	DBURL   string
+	NATSURL string
+	Issuer  *authntest.Issuer
+	Pool    *pgxpool.Pool
+	client  *http.Client
+}
+
+func migrateURL(ctx context.Context, u string) error {
+	pool, err := pg.Open(ctx, pg.Config{URL: u, Schema: name, MaxConns: 2})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return migrate(ctx, pool)
+}
+
+func setup(t testing.TB, extra ...string) *env {
+	t.Helper()
+	dbURL := pgtest.NewDatabase(t, "tasks", migrateURL)
+	natsURL := natsembed.StartTest(t)
+	iss := authntest.NewIssuer(t)
+	vars := map[string]string{
+		"DATABASE_URL": dbURL, "NATS_URL": natsURL, "HTTP_ADDR": "127.0.0.1:0", "LOG_LEVEL": "error",
+		"DATABASE_MAX_CONNS": "40", "SSE_HEARTBEAT": "200ms",
+	}
+	for k, v := range iss.Env() {
+		vars[k] = v
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		vars[extra[i]] = extra[i+1]
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, func(k string) string { return vars[k] }, io.Discard, func(a string) { addr <- a }) }()
+	var url string
+	select {
+	case a := <-addr:
+		url = "http://" + a
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("service did not start")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("service did not stop")
+		}
+	})
+	pc, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.ConnConfig.RuntimeParams["search_path"] = name
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	tr := &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 256}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &env{URL: url, DBURL: dbURL, NATSURL: natsURL, Issuer: iss, Pool: pool, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+// user is a signed-in user of e.
+type user struct {
+	ID    string
+	Token string
+	e     *env
+}
+
+func (e *env) user(t testing.TB, tier string) *user {
+	t.Helper()
+	id := uuid.NewString()
+	return &user{ID: id, Token: e.Issuer.Token(t, id, tier), e: e}
+}
+
+// response is one HTTP answer.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r response) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("body %q: %v", r.Body, err)
+	}
+	return m
+}
+
+func (r response) data(t testing.TB) map[string]any {
+	t.Helper()
+	d, ok := r.json(t)["data"].(map[string]any)
+	if !ok {
+		t.Fatalf("no data object in %s", r.Body)
+	}
+	return d
+}
+
+func (r response) list(t testing.TB) ([]any, map[string]any) {
+	t.Helper()
+	m := r.json(t)
+	d, ok := m["data"].([]any)
+	if !ok {
+		t.Fatalf("no data array in %s", r.Body)
+	}
+	p, _ := m["pagination"].(map[string]any)
+	return d, p
+}
+
+// do sends body (a string is sent as is, anything else as JSON) with the user's token.
+func (u *user) do(t testing.TB, method, path string, body any, headers ...string) response {
+	t.Helper()
+	token := ""
+	if u != nil {
+		token = u.Token
+	}
+	return u.e.raw(t, method, path, token, body, headers...)
+}
+
+func (e *env) raw(t testing.TB, method, path, token string, body any, headers ...string) response {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := e.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+// want fails unless r has status.
+func want(t testing.TB, r response, status int) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+}
+
+// wantError checks the exact error envelope of API.md §1.
+func wantError(t testing.TB, r response, status int, code string, fields ...string) map[string]any {
+	t.Helper()
+	want(t, r, status)
+	m := r.json(t)
+	if len(m) != 1 {
+		t.Fatalf("error body has keys beyond error: %s", r.Body)
+	}
+	e, ok := m["error"].(map[string]any)
+	if !ok {
+		t.Fatalf("no error object: %s", r.Body)
+	}
+	if len(e) != 4 {
+		t.Fatalf("error must have exactly code, message, details, request_id: %s", r.Body)
+	}
+	if e["code"] != code {
+		t.Fatalf("code %v, want %s: %s", e["code"], code, r.Body)
+	}
+	if msg, _ := e["message"].(string); msg == "" {
+		t.Fatalf("empty message: %s", r.Body)
+	}
+	if rid, _ := e["request_id"].(string); rid == "" || rid != r.Header.Get("X-Request-ID") {
+		t.Fatalf("request_id %v does not match X-Request-ID %q", e["request_id"], r.Header.Get("X-Request-ID"))
+	}
+	details, ok := e["details"].([]any)
+	if !ok {
+		t.Fatalf("details must be an array: %s", r.Body)
+	}
+	for _, f := range fields {
+		found := false
+		for _, d := range details {
+			if dm, _ := d.(map[string]any); dm["field"] == f {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("no detail for field %q: %s", f, r.Body)
+		}
+	}
+	return e
+}
+
+func (u *user) createTask(t testing.TB, body map[string]any) map[string]any {
+	t.Helper()
+	r := u.do(t, "POST", "/api/v1/tasks", body)
+	want(t, r, http.StatusCreated)
+	return r.data(t)
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestSmoke(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u := e.user(t, "free")
+	task := u.createTask(t, map[string]any{"title": "  Write documentation  "})
+	if task["title"] != "Write documentation" || task["version"] != float64(1) || task["priority"] != "medium" {
+		t.Fatalf("created %v", task)
+	}
+	r := u.do(t, "GET", "/api/v1/tasks/"+task["id"].(string), nil)
+	want(t, r, 200)
+	d := r.data(t)
+	if subs, _ := d["subtasks"].([]any); subs == nil || len(subs) != 0 {
+		t.Fatalf("subtasks %v", d["subtasks"])
+	}
+	r = u.do(t, "GET", "/api/v1/tasks", nil)
+	want(t, r, 200)
+	items, p := r.list(t)
+	if len(items) != 1 || p["total"] != float64(1) {
+		t.Fatalf("list %s", r.Body)
+	}
+}
