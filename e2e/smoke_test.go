@@ -5,15 +5,10 @@ import (
 	"testing"
 
 	"github.com/perpetua-flow/backend/e2e/stack"
-	"github.com/perpetua-flow/backend/libs/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
-
 // The whole system comes up from this checkout and answers through the gateway.
-func TestStackComesUpReady(t *testing.T) {
-	t.Parallel()
-	s := stack.Start(t, stack.Options{})
+func testStackComesUpReady(t *testing.T, s *stack.Stack) {
 	c := s.NewClient()
 	r := c.Must(http.StatusOK, "GET", "/health/ready", nil, nil)
 	if r.Header.Get("X-Request-ID") == "" {
