@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -280,11 +281,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	if c.txh != nil {
-		err = c.runTx(ctx, ev)
-	} else {
-		err = c.runPlain(ctx, ev)
-	}
+	err = c.run(ctx, ev)
 	switch {
 	case err == nil:
 		c.count(OutcomeOK)
@@ -299,6 +296,21 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		log.Warn("handler failed; will retry", "err", err)
 		c.settle(msg.NakWithDelay(c.backoff(attempt)), "nak")
 	}
+}
+
+// run applies ev with the consumer's kind of handler. A panicking handler is a failed
+// attempt, not a crashed service (which would restart into the same message).
+func (c *Consumer) run(ctx context.Context, ev Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.logger.Error("handler panicked", "event_id", ev.ID, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	if c.txh != nil {
+		return c.runTx(ctx, ev)
+	}
+	return c.runPlain(ctx, ev)
 }
 
 // runTx records the event in the inbox and applies it in one transaction.
@@ -369,8 +381,8 @@ func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstr
 	dl.Header.Set(HeaderDeadLetterStream, md.Stream)
 	dl.Header.Set(HeaderDeadLetterSequence, strconv.FormatUint(md.Sequence.Stream, 10))
 	dl.Header.Set(HeaderDeadLetterSubject, msg.Subject())
-	// One dead letter per (consumer, stream message), however often this is retried.
-	dl.Header.Set(jetstream.MsgIDHeader, c.cfg.Durable+":"+md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10))
+	// One dead letter per (consumer, event, stream message), however often this is retried.
+	dl.Header.Set(jetstream.MsgIDHeader, c.cfg.Durable+":"+msg.Headers().Get(jetstream.MsgIDHeader)+":"+md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10))
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, err := c.js.PublishMsg(pctx, dl); err != nil {
