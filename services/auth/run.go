@@ -17,6 +17,7 @@ import (
 	"github.com/perpetua-flow/backend/services/auth/internal/google"
 	"github.com/perpetua-flow/backend/services/auth/internal/httpapi"
 	"github.com/perpetua-flow/backend/services/auth/internal/natsapi"
+	"github.com/perpetua-flow/backend/services/auth/internal/purge"
 	"github.com/perpetua-flow/backend/services/auth/internal/store"
 )
 
@@ -99,7 +100,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		Registry: rt.Registry,
 		Checks:   rt.ReadyChecks(),
 	})
-	return rt.Serve(ctx, api, ready, relay.Worker(), tiers.Worker())
+	purger := &purge.Purger{Pool: rt.Pool, Store: st, Clock: clk, Logger: logger}
+	return rt.Serve(ctx, api, ready, relay.Worker(), tiers.Worker(), purger.Worker())
 }
 
 // selfVerifier checks access tokens on auth's own routes against the signer's JWKS served
