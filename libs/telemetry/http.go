@@ -40,6 +40,10 @@ type httpMetrics struct {
 // has run. The response writer keeps its optional interfaces (http.Flusher for SSE,
 // Hijacker, ReaderFrom). The request's logger gains trace_id and span_id.
 //
+// Order: after httpx.RequestID (which replaces the request's logger, so it must come
+// first for trace_id to stay on it) and before authn.Middleware and httpx.Recover, so
+// refused and panicking requests are counted too.
+//
 // Metrics: http_requests_total and http_request_duration_seconds with labels service,
 // method, route, status; http_requests_in_flight by service.
 func HTTPMetrics(reg *prometheus.Registry, service string) func(http.Handler) http.Handler {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,6 +26,8 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/perpetua-flow/backend/libs/httpx"
+	"github.com/perpetua-flow/backend/libs/logging"
 	"github.com/perpetua-flow/backend/libs/natsembed"
 	"github.com/perpetua-flow/backend/libs/telemetry"
 )
@@ -432,4 +435,38 @@ func TestSetup(t *testing.T) {
 	if _, err := telemetry.Setup(ctx, "tasks", "ftp://nowhere"); err == nil {
 		t.Fatal("Setup with a bad endpoint: no error")
 	}
+}
+
+func TestHTTPMetricsPutsTraceIDOnTheLogger(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var buf safeBuffer
+	logger := logging.New(&buf, slog.LevelInfo, "tasks")
+	h := httpx.RequestID(logger)(telemetry.HTTPMetrics(b.reg, "tasks")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpx.LoggerFrom(r.Context()).InfoContext(r.Context(), "handled")
+	})))
+	ctx, parent := parentContext(t)
+	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(r.Header))
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if out := buf.String(); !strings.Contains(out, `"trace_id":"`+parent.TraceID().String()+`"`) || !strings.Contains(out, `"request_id":"`) {
+		t.Fatalf("log line %s", out)
+	}
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
