@@ -48,20 +48,13 @@ func (s *Store) Consume(ctx context.Context, userID, operationID string, amount 
 			res.Balance = a.balance()
 			return nil
 		}
-		if _, err := a.tx.Exec(ctx, `
-			INSERT INTO credit_operations (user_id, operation_id, amount, reason, created_at) VALUES ($1, $2, $3, $4, $5)`,
-			userID, operationID, amount, reason, now); err != nil {
-			return fmt.Errorf("store: insert operation: %w", err)
-		}
+		// One round trip for the operation, the debits, the movements and the history.
 		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO credit_operations (user_id, operation_id, amount, reason, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			userID, operationID, amount, reason, now)
 		for _, t := range takes {
 			b.Queue(`UPDATE credit_grants SET remaining = remaining - $3 WHERE id = $1 AND user_id = $2`, t.GrantID, userID, t.Amount)
 			b.Queue(`INSERT INTO credit_movements (user_id, operation_id, grant_id, amount) VALUES ($1, $2, $3, $4)`, userID, operationID, t.GrantID, t.Amount)
-		}
-		if err := a.tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("store: debit grants: %w", err)
-		}
-		for _, t := range takes {
 			for i := range a.grants {
 				if a.grants[i].ID == t.GrantID {
 					a.grants[i].Remaining -= t.Amount
@@ -69,10 +62,11 @@ func (s *Store) Consume(ctx context.Context, userID, operationID string, amount 
 			}
 		}
 		for _, k := range credit.ByKind(takes) {
-			if err := a.ledger(ctx, ledgerRow{kind: k.Kind, operation: opConsume, category: categoryAI, amount: -k.Amount,
-				description: reason, reference: operationID}); err != nil {
-				return err
-			}
+			a.queueLedger(b, ledgerRow{kind: k.Kind, operation: opConsume, category: categoryAI, amount: -k.Amount,
+				description: reason, reference: operationID})
+		}
+		if err := a.tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("store: debit: %w", err)
 		}
 		res.Charged, res.Balance = amount, a.balance()
 		return a.creditsEvent(billingevents.TypeCreditsConsumed, operationID, "", amount, reason)

@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,7 +51,9 @@ type account struct {
 	// running is the sum of remaining over grants not written off: what the last
 	// ledger row's balance_after says.
 	running int
-	events  []events.Event
+	// hasToday: today's daily grant exists (possibly spent), so none is attempted.
+	hasToday bool
+	events   []events.Event
 }
 
 // lockAccount creates the user's account row if missing and locks it, so every credit
@@ -61,15 +64,23 @@ func lockAccount(ctx context.Context, tx pgx.Tx, userID string, now time.Time, s
 	if signedUpAt != nil {
 		created = signedUpAt.UTC()
 	}
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO credit_accounts (user_id, created_at, updated_at) VALUES ($1, $2, $3)
-		ON CONFLICT (user_id) DO NOTHING`, userID, created, now); err != nil {
-		return nil, fmt.Errorf("store: create account: %w", err)
-	}
 	a := &account{tx: tx, userID: userID, now: now}
-	if err := tx.QueryRow(ctx, `
-		SELECT created_at, daily_perk FROM credit_accounts WHERE user_id = $1 FOR UPDATE`,
-		userID).Scan(&a.createdAt, &a.dailyPerk); err != nil {
+	lock := func() error {
+		return tx.QueryRow(ctx, `SELECT created_at, daily_perk FROM credit_accounts WHERE user_id = $1 FOR UPDATE`,
+			userID).Scan(&a.createdAt, &a.dailyPerk)
+	}
+	err := lock()
+	if pg.IsNoRows(err) {
+		// First sight of the user: create the row (a concurrent first request may win the
+		// insert; either way the row exists for the second lock).
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO credit_accounts (user_id, created_at, updated_at) VALUES ($1, $2, $3)
+			ON CONFLICT (user_id) DO NOTHING`, userID, created, now); err != nil {
+			return nil, fmt.Errorf("store: create account: %w", err)
+		}
+		err = lock()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("store: lock account: %w", err)
 	}
 	if signedUpAt != nil && signedUpAt.Before(a.createdAt) {
@@ -103,17 +114,21 @@ func open(ctx context.Context, tx pgx.Tx, userID string, now time.Time, signedUp
 }
 
 func (a *account) load(ctx context.Context) error {
+	today := credit.StartOfDay(a.now)
 	rows, err := a.tx.Query(ctx, `
-		SELECT id::text, kind, amount, remaining, expires_at, created_at
-		FROM credit_grants WHERE user_id = $1 AND remaining > 0`, a.userID)
+		SELECT id::text, kind, amount, remaining, expires_at, created_at, day IS NOT NULL AND day = $2::date
+		FROM credit_grants WHERE user_id = $1 AND (remaining > 0 OR (kind = 'daily' AND day = $2::date))`, a.userID, today)
 	if err != nil {
 		return fmt.Errorf("store: load grants: %w", err)
 	}
+	a.hasToday = false
 	grants, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (credit.Grant, error) {
 		var g credit.Grant
 		var kind string
 		var exp *time.Time
-		err := r.Scan(&g.ID, &kind, &g.Amount, &g.Remaining, &exp, &g.CreatedAt)
+		var isToday bool
+		err := r.Scan(&g.ID, &kind, &g.Amount, &g.Remaining, &exp, &g.CreatedAt, &isToday)
+		a.hasToday = a.hasToday || isToday
 		g.Kind = credit.Kind(kind)
 		if exp != nil {
 			g.ExpiresAt = exp.UTC()
@@ -123,7 +138,8 @@ func (a *account) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: load grants: %w", err)
 	}
-	a.grants = grants
+	// A spent daily grant was read only to know it exists.
+	a.grants = slices.DeleteFunc(grants, func(g credit.Grant) bool { return g.Remaining == 0 })
 	a.running = 0
 	for _, g := range grants {
 		a.running += g.Remaining
@@ -156,16 +172,23 @@ const (
 )
 
 func (a *account) ledger(ctx context.Context, rows ...ledgerRow) error {
-	for _, r := range rows {
-		a.running += r.amount
-		if _, err := a.tx.Exec(ctx, `
-			INSERT INTO credit_ledger (id, user_id, credit_type, operation, category, amount, balance_after, description, reference, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			newID(), a.userID, string(r.kind), r.operation, r.category, r.amount, a.running, r.description, r.reference, a.now); err != nil {
-			return fmt.Errorf("store: ledger: %w", err)
-		}
+	b := &pgx.Batch{}
+	a.queueLedger(b, rows...)
+	if err := a.tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("store: ledger: %w", err)
 	}
 	return nil
+}
+
+// queueLedger adds the rows to b, moving the running balance.
+func (a *account) queueLedger(b *pgx.Batch, rows ...ledgerRow) {
+	for _, r := range rows {
+		a.running += r.amount
+		b.Queue(`
+			INSERT INTO credit_ledger (id, user_id, credit_type, operation, category, amount, balance_after, description, reference, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			newID(), a.userID, string(r.kind), r.operation, r.category, r.amount, a.running, r.description, r.reference, a.now)
+	}
 }
 
 func (a *account) emit(typ string, data any) error {
@@ -220,7 +243,7 @@ func (a *account) writeOffExpired(ctx context.Context) error {
 // grantDaily makes today's daily grant when the day started after sign-up and it does not
 // exist yet (the partial unique index on (user_id, day) makes "never twice" a fact).
 func (a *account) grantDaily(ctx context.Context) error {
-	if !credit.DailyGrantDue(a.createdAt, a.now) {
+	if a.hasToday || !credit.DailyGrantDue(a.createdAt, a.now) {
 		return nil
 	}
 	day := credit.StartOfDay(a.now)
