@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,9 +14,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/perpetua-flow/backend/libs/pg"
 	"github.com/perpetua-flow/backend/libs/svc"
+	"github.com/perpetua-flow/backend/libs/telemetry"
 )
 
 // DeadLetterPrefix starts every dead-letter subject: deadletter.<durable>.<original
@@ -43,6 +46,9 @@ const (
 // DefaultBackoff is the wait before each redelivery after a handler error (the last value
 // repeats).
 var DefaultBackoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}
+
+// tracerName names the spans of this package.
+const tracerName = "github.com/perpetua-flow/backend/libs/events"
 
 // extraDeliveries lets the server redeliver a message a few times past MaxDeliver so that a
 // failed dead-letter publish (or a crash during the last try) is retried; the handler never
@@ -255,7 +261,17 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	attempt := int(md.NumDelivered)
-	ctx = otel.GetTextMapPropagator().Extract(ctx, natsCarrier(msg.Headers()))
+	// The handler's work is a child of the producer's trace (its request).
+	ctx = telemetry.ExtractNATS(ctx, msg.Headers())
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "process "+msg.Subject(),
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.destination.name", msg.Subject()),
+			attribute.String("messaging.consumer.group.name", c.cfg.Durable),
+			attribute.Int("messaging.delivery.attempt", int(md.NumDelivered)),
+		))
+	defer span.End()
 	log := c.logger.With("subject", msg.Subject(), "stream_seq", md.Sequence.Stream, "attempt", attempt)
 
 	ev, err := Parse(msg.Data())
@@ -282,6 +298,9 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 
 	err = c.run(ctx, ev)
+	if err != nil && !errors.Is(err, errDuplicate) {
+		span.SetStatus(codes.Error, err.Error())
+	}
 	switch {
 	case err == nil:
 		c.count(OutcomeOK)
@@ -413,30 +432,4 @@ func (c *Consumer) settle(err error, what string) {
 	if err != nil {
 		c.logger.Warn(what+" failed; the message will be redelivered", "err", err)
 	}
-}
-
-// natsCarrier reads and writes W3C trace headers in NATS headers. Get matches the key in
-// any case, so a header set canonically ("Traceparent") or not ("traceparent") is found.
-type natsCarrier nats.Header
-
-func (c natsCarrier) Get(key string) string {
-	if vs, ok := c[key]; ok && len(vs) > 0 {
-		return vs[0]
-	}
-	for k, vs := range c {
-		if len(vs) > 0 && strings.EqualFold(k, key) {
-			return vs[0]
-		}
-	}
-	return ""
-}
-
-func (c natsCarrier) Set(key, value string) { c[key] = []string{value} }
-
-func (c natsCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
 }

@@ -18,8 +18,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/perpetua-flow/backend/libs/events"
@@ -30,12 +28,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/pgtest"
 )
 
-func TestMain(m *testing.M) {
-	// What libs/telemetry sets up in a service: W3C trace context through the global
-	// propagator, which Enqueue and the consumer use.
-	otel.SetTextMapPropagator(propagation.TraceContext{})
-	pgtest.Main(m)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const (
 	schema = "evtest"

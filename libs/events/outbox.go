@@ -15,10 +15,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/perpetua-flow/backend/libs/pg"
+	"github.com/perpetua-flow/backend/libs/telemetry"
 )
 
 // VersionTable keeps the history of this package's migrations in each service's schema,
@@ -72,15 +71,21 @@ func NotifyChannel(schema string) string { return schema + "_outbox" }
 
 // Enqueue writes evs to the outbox in the caller's transaction, so they are published if
 // and only if the transaction commits. The subject is each event's Type. The W3C trace
-// context of ctx (through otel's global propagator) is stored with each row and travels in
-// the message headers. The relay is woken by pg_notify on "<current_schema()>_outbox",
+// context and baggage of ctx (telemetry.InjectNATS) are stored with each row and travel in
+// the message headers, so the consumer's span joins the producer's trace. The relay is woken by pg_notify on "<current_schema()>_outbox",
 // delivered at commit; the tx's search_path must be the service's schema.
 func Enqueue(ctx context.Context, tx pgx.Tx, evs ...Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	headers := map[string]string{}
-	otel.GetTextMapPropagator().Inject(ctx, propagation.MapCarrier(headers))
+	carrier := nats.Header{}
+	telemetry.InjectNATS(ctx, carrier)
+	headers := make(map[string]string, len(carrier))
+	for k, vs := range carrier {
+		if len(vs) > 0 {
+			headers[k] = vs[0]
+		}
+	}
 	hdr, err := json.Marshal(headers)
 	if err != nil {
 		return fmt.Errorf("events: marshal headers: %w", err)
