@@ -27,6 +27,7 @@ type Billing struct {
 	consumes  int
 	refunds   int
 	failRefud bool
+	svc       *rpc.Service
 }
 
 type billingOp struct {
@@ -44,6 +45,7 @@ func StartBilling(t testing.TB, nc *nats.Conn) *Billing {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.svc = s
 	t.Cleanup(func() { _ = s.Stop() })
 	must(t, rpc.Handle(s, billingrpc.SubjectConsume, b.consume))
 	must(t, rpc.Handle(s, billingrpc.SubjectRefund, b.refund))
@@ -59,6 +61,9 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// Stop takes billing off the bus (nobody answers its subjects any more).
+func (b *Billing) Stop() error { return b.svc.Stop() }
 
 // Grant sets a user's balance.
 func (b *Billing) Grant(userID string, credits int) {

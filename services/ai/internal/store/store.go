@@ -18,6 +18,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/pg"
 
 	"github.com/perpetua-flow/backend/services/ai/internal/assistant"
+	"github.com/perpetua-flow/backend/services/ai/migrations"
 )
 
 // Store reads and writes the ai schema through pool.
@@ -173,4 +174,13 @@ func DeleteUser(ctx context.Context, q pg.Querier, userID string) error {
 		}
 	}
 	return nil
+}
+
+// Schema is the ai service's Postgres schema.
+const Schema = "ai"
+
+// MigrateOwn applies the ai schema's own migrations (the shared libraries' tables are
+// added by the service's Migrate).
+func MigrateOwn(ctx context.Context, pool *pgxpool.Pool) error {
+	return pg.MigratePool(ctx, pool, Schema, migrations.FS, nil)
 }
