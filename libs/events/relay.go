@@ -155,10 +155,17 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
+// passSlack is a pass's time for its queries beside AckTimeout.
+const passSlack = 30 * time.Second
+
 // drain runs passes while they come back full (a backlog) and stop is open.
 func (r *Relay) drain(ctx context.Context, key int64, stop <-chan struct{}) {
 	for {
-		full, err := r.pass(ctx, key)
+		// A pass is bounded even though shutdown does not cancel it: a database that
+		// stops answering must not hang the relay (or the service's exit) forever.
+		pctx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout+passSlack)
+		full, err := r.pass(pctx, key)
+		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
 				r.logger.Error("outbox pass failed", "err", err)
