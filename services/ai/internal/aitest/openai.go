@@ -38,6 +38,9 @@ type Reply struct {
 	// HoldAfterFirst, for a stream, sends the first chunk and then waits until the
 	// channel is closed (or the client leaves) before sending the rest.
 	HoldAfterFirst <-chan struct{}
+	// BreakAfterFirst, for a stream, cuts the connection after the first chunk (a
+	// provider failing mid-answer).
+	BreakAfterFirst bool
 	// ToolCalls the model makes; streamed, each call's arguments are split across
 	// several chunks, as OpenAI does.
 	ToolCalls []ToolCall
@@ -188,6 +191,9 @@ func (f *OpenAI) stream(w http.ResponseWriter, r *http.Request, req Request, rep
 		if !send(delta(map[string]any{"content": c}, nil), nil) {
 			f.cancelled.Add(1)
 			return
+		}
+		if i == 0 && reply.BreakAfterFirst {
+			panic(http.ErrAbortHandler)
 		}
 		if i == 0 && reply.HoldAfterFirst != nil {
 			select {
