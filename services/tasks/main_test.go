@@ -58,7 +58,9 @@ func setup(t testing.TB, extra ...string) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, func(k string) string { return vars[k] }, io.Discard, func(a string) { addr <- a }) }()
+	go func() {
+		done <- Run(ctx, func(k string) string { return vars[k] }, io.Discard, func(a string) { addr <- a })
+	}()
 	var url string
 	select {
 	case a := <-addr:

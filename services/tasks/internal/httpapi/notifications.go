@@ -75,7 +75,9 @@ func (a *API) streamNotifications(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	userID := actor(r).UserID
 	var last int64
+	replay := false
 	if s := r.Header.Get("Last-Event-ID"); s != "" {
+		replay = true
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
 			httpx.WriteError(w, r, apperr.Invalid(apperr.Field("Last-Event-ID", "must be the id of an event of this stream")))
@@ -100,7 +102,7 @@ func (a *API) streamNotifications(w http.ResponseWriter, r *http.Request) {
 	if _, err := fmt.Fprintf(w, "retry: 3000\n\n"); err != nil {
 		return
 	}
-	if last > 0 {
+	if replay {
 		missed, err := a.store.NotificationsAfter(ctx, userID, last, replayLimit)
 		if err != nil {
 			httpx.LoggerFrom(ctx).WarnContext(ctx, "sse replay failed", "err", err)

@@ -65,7 +65,11 @@ func (s *Store) CreateSubtasksTx(ctx context.Context, tx pgx.Tx, a Actor, taskID
 	for i, t := range titles {
 		c, err := task.ValidateSubtaskTitle(t)
 		if e, ok := apperr.As(err); ok && len(e.Details) > 0 {
-			v.Add(fmt.Sprintf("titles[%d]", i), e.Details[0].Message)
+			field := "title"
+			if len(titles) > 1 {
+				field = fmt.Sprintf("titles[%d]", i)
+			}
+			v.Add(field, e.Details[0].Message)
 		}
 		clean[i] = c
 	}
