@@ -5,23 +5,24 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
-	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/perpetua-flow/backend/libs/authn"
 	"github.com/perpetua-flow/backend/libs/clock"
 	"github.com/perpetua-flow/backend/libs/events"
 	"github.com/perpetua-flow/backend/libs/httpx"
+	"github.com/perpetua-flow/backend/libs/jobs"
 	"github.com/perpetua-flow/backend/libs/logging"
 	"github.com/perpetua-flow/backend/libs/pg"
 	"github.com/perpetua-flow/backend/libs/rpc"
 	"github.com/perpetua-flow/backend/libs/svc"
 	"github.com/perpetua-flow/backend/services/billing/internal/checkout"
 	"github.com/perpetua-flow/backend/services/billing/internal/httpapi"
+	"github.com/perpetua-flow/backend/services/billing/internal/maintenance"
 	"github.com/perpetua-flow/backend/services/billing/internal/natsapi"
 	"github.com/perpetua-flow/backend/services/billing/internal/store"
 	"github.com/perpetua-flow/backend/services/billing/migrations"
@@ -124,37 +125,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	httpx.MountOps(r, rt.Registry, rt.ReadyChecks()...)
 	api.Routes(r)
 
-	workers := append([]svc.Worker{relay.Worker(), rpcService.Worker(), maintenance(st, clk, logger)}, consumers...)
+	riverWorkers := river.NewWorkers()
+	periodic, err := maintenance.Register(riverWorkers, st, clk, logger)
+	if err != nil {
+		return err
+	}
+	jobClient, err := jobs.NewClient(rt.Pool, jobs.Config{Schema: Name, Pooler: cfg.Base.DB.Pooler, Workers: riverWorkers, PeriodicJobs: periodic}, logger)
+	if err != nil {
+		return err
+	}
+
+	workers := append([]svc.Worker{relay.Worker(), rpcService.Worker(), jobs.Worker(jobClient)}, consumers...)
 	return rt.Serve(ctx, r, ready, workers...)
-}
-
-// Maintenance cadence and batch: subscriptions whose grace or cancelled period ended
-// expire, and expired daily grants get their expire ledger rows.
-const (
-	maintenanceInterval = time.Minute
-	maintenanceBatch    = 500
-)
-
-func maintenance(st *store.Store, clk clock.Clock, logger *slog.Logger) svc.Worker {
-	return svc.Worker{Name: "maintenance", Run: func(ctx context.Context) error {
-		t := time.NewTicker(maintenanceInterval)
-		defer t.Stop()
-		for {
-			if n, err := st.ExpireSubscriptions(ctx, clk.Now(), maintenanceBatch); err != nil {
-				logger.Error("expire subscriptions", "err", err)
-			} else if n > 0 {
-				logger.Info("subscriptions expired", "count", n)
-			}
-			if _, err := st.SweepExpired(ctx, clk.Now(), maintenanceBatch); err != nil {
-				logger.Error("write off expired credits", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-			}
-		}
-	}}
 }
 
 func randomSecret() string {
