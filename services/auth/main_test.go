@@ -11,45 +11,61 @@ import (
 	"github.com/perpetua-flow/backend/libs/apperr"
 	"github.com/perpetua-flow/backend/libs/authn"
 	"github.com/perpetua-flow/backend/libs/pgtest"
+	"github.com/perpetua-flow/backend/services/auth/internal/google/googletest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func TestHealthAndReady(t *testing.T) {
+// TestDefaults checks a service with the default configuration: ops routes, the JWKS,
+// no dev login, and a Google ID token refused as an access token.
+func TestDefaults(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	for _, p := range []string{"/health/live", "/health/ready", "/metrics"} {
-		if r := b.do("GET", p, "", nil); r.status != http.StatusOK {
-			t.Errorf("%s: %d %s", p, r.status, r.body)
+	t.Run("ops routes", func(t *testing.T) {
+		for _, p := range []string{"/health/live", "/health/ready", "/metrics"} {
+			if r := b.do("GET", p, "", nil); r.status != http.StatusOK {
+				t.Errorf("%s: %d %s", p, r.status, r.body)
+			}
 		}
-	}
-	r := b.do("GET", "/api/v1/nothing-here", "", nil)
-	if r.status != http.StatusNotFound || r.errorCode() != "NOT_FOUND" || r.header.Get("X-Request-ID") == "" {
-		t.Fatalf("unknown route: %d %s", r.status, r.body)
-	}
-}
-
-func TestJWKSIsPublishedAndCacheable(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	for _, p := range []string{"/.well-known/jwks.json", "/api/v1/.well-known/jwks.json"} {
-		r := b.do("GET", p, "", nil)
-		if r.status != http.StatusOK {
-			t.Fatalf("%s: %d", p, r.status)
+		r := b.do("GET", "/api/v1/nothing-here", "", nil)
+		if r.status != http.StatusNotFound || r.errorCode() != "NOT_FOUND" || r.header.Get("X-Request-ID") == "" ||
+			r.header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Fatalf("unknown route: %d %s %v", r.status, r.body, r.header)
 		}
-		if cc := r.header.Get("Cache-Control"); cc != "public, max-age=300" {
-			t.Errorf("%s Cache-Control %q", p, cc)
+	})
+	t.Run("JWKS published and cacheable", func(t *testing.T) {
+		for _, p := range []string{"/.well-known/jwks.json", "/api/v1/.well-known/jwks.json"} {
+			r := b.do("GET", p, "", nil)
+			if r.status != http.StatusOK {
+				t.Fatalf("%s: %d", p, r.status)
+			}
+			if cc := r.header.Get("Cache-Control"); cc != "public, max-age=300" {
+				t.Errorf("%s Cache-Control %q", p, cc)
+			}
+			var set authn.JWKS
+			r.json(t, &set)
+			if len(set.Keys) != 1 {
+				t.Fatalf("%d keys", len(set.Keys))
+			}
+			k := set.Keys[0]
+			if k.Kty != "RSA" || k.Use != "sig" || k.Alg != "RS256" || k.Kid == "" || k.N == "" || k.E == "" {
+				t.Fatalf("key %+v", k)
+			}
 		}
-		var set authn.JWKS
-		r.json(t, &set)
-		if len(set.Keys) != 1 {
-			t.Fatalf("%d keys", len(set.Keys))
+	})
+	t.Run("dev login absent", func(t *testing.T) {
+		r := b.do("POST", "/api/v1/auth/dev/login", "", map[string]string{"email": newEmail(), "name": "x"})
+		if r.status != http.StatusNotFound || r.errorCode() != "NOT_FOUND" {
+			t.Fatalf("got %d %s", r.status, r.body)
 		}
-		k := set.Keys[0]
-		if k.Kty != "RSA" || k.Use != "sig" || k.Alg != "RS256" || k.Kid == "" || k.N == "" || k.E == "" {
-			t.Fatalf("key %+v", k)
+	})
+	t.Run("Google ID token is not an access token", func(t *testing.T) {
+		idToken := b.google.Token(t, googletest.NewPerson(), b.clock.Now())
+		r := b.do("GET", "/api/v1/users/me", idToken, nil)
+		if r.status != http.StatusUnauthorized || r.errorCode() != "INVALID_TOKEN" {
+			t.Fatalf("got %d %s", r.status, r.body)
 		}
-	}
+	})
 }
 
 func TestConfigRequiresSigningKeys(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"time"
 
 	"github.com/perpetua-flow/backend/libs/authn"
 	"github.com/perpetua-flow/backend/libs/clock"
@@ -14,6 +15,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/logging"
 	"github.com/perpetua-flow/backend/libs/pg"
 	"github.com/perpetua-flow/backend/libs/svc"
+	"github.com/perpetua-flow/backend/libs/telemetry"
 	"github.com/perpetua-flow/backend/services/auth/internal/google"
 	"github.com/perpetua-flow/backend/services/auth/internal/httpapi"
 	"github.com/perpetua-flow/backend/services/auth/internal/natsapi"
@@ -47,6 +49,9 @@ func Migrate(ctx context.Context, getenv func(string) string, stdout io.Writer) 
 	return nil
 }
 
+// traceFlushTimeout bounds the flush of pending spans on the way out.
+const traceFlushTimeout = 5 * time.Second
+
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer, ready func(addr string), clk clock.Clock) error {
 	cfg, err := ReadConfig(getenv)
 	if err != nil {
@@ -71,6 +76,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	}
 	defer rt.Close()
 	logger := rt.Logger
+	shutdownTraces, err := telemetry.Setup(ctx, Name, cfg.Base.OTLPEndpoint)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), traceFlushTimeout)
+		defer cancel()
+		if err := shutdownTraces(sctx); err != nil {
+			logger.Warn("flushing traces", "err", err)
+		}
+	}()
 	if cfg.DevLogin {
 		logger.Warn("AUTH_DEV_LOGIN is on: anyone can sign in as any email; never in production")
 	}
@@ -99,6 +115,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		Logger:   logger,
 		Registry: rt.Registry,
 		Checks:   rt.ReadyChecks(),
+		// HTTP RED metrics and server spans, by route.
+		Middleware: []func(http.Handler) http.Handler{telemetry.HTTPMetrics(rt.Registry, Name)},
 	})
 	purger := &purge.Purger{Pool: rt.Pool, Store: st, Clock: clk, Logger: logger}
 	return rt.Serve(ctx, api, ready, relay.Worker(), tiers.Worker(), purger.Worker())

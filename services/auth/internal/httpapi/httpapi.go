@@ -49,7 +49,7 @@ type Config struct {
 	// Registry receives auth's counters and serves /metrics; Checks back /health/ready.
 	Registry *prometheus.Registry
 	Checks   []httpx.Check
-	// Middleware wraps the API routes (HTTP metrics), outermost first.
+	// Middleware wraps every route after the request id (HTTP metrics and tracing).
 	Middleware []func(http.Handler) http.Handler
 }
 
@@ -69,34 +69,33 @@ func New(cfg Config) http.Handler {
 	a := &api{cfg: cfg, metrics: newMetrics(cfg.Registry)}
 
 	r := chi.NewRouter()
-	r.Use(httpx.RequestID(cfg.Logger), httpx.SecurityHeaders, httpx.Recover, httpx.LimitBody)
+	// Request ids first (they set the request's logger), then the given middleware
+	// (metrics and tracing count refused and panicking requests too), then the rest.
+	r.Use(httpx.RequestID(cfg.Logger))
+	r.Use(cfg.Middleware...)
+	r.Use(httpx.SecurityHeaders, httpx.Recover, httpx.LimitBody)
 	r.NotFound(httpx.NotFoundHandler)
 	r.MethodNotAllowed(httpx.MethodNotAllowedHandler)
 	httpx.MountOps(r, cfg.Registry, cfg.Checks...)
 
 	jwks := cfg.Signer.JWKSHandler(JWKSMaxAge)
-	r.Group(func(r chi.Router) {
-		for _, m := range cfg.Middleware {
-			r.Use(m)
-		}
+	r.Method(http.MethodGet, "/.well-known/jwks.json", jwks)
+	r.Route("/api/v1", func(r chi.Router) {
 		r.Method(http.MethodGet, "/.well-known/jwks.json", jwks)
-		r.Route("/api/v1", func(r chi.Router) {
-			r.Method(http.MethodGet, "/.well-known/jwks.json", jwks)
-			r.Post("/auth/google", a.signInGoogle)
-			r.Post("/auth/google/callback", a.signInGoogle)
-			r.Post("/auth/refresh", a.refresh)
-			r.Post("/auth/logout", a.logout)
-			if cfg.DevLogin {
-				r.Post("/auth/dev/login", a.devLogin)
-			}
-			r.Group(func(r chi.Router) {
-				r.Use(authn.Middleware(cfg.Verifier))
-				r.Get("/auth/sessions", a.listSessions)
-				r.Delete("/auth/sessions/{id}", a.revokeSession)
-				r.Get("/users/me", a.getMe)
-				r.Patch("/users/me", a.patchMe)
-				r.Delete("/users/me", a.deleteMe)
-			})
+		r.Post("/auth/google", a.signInGoogle)
+		r.Post("/auth/google/callback", a.signInGoogle)
+		r.Post("/auth/refresh", a.refresh)
+		r.Post("/auth/logout", a.logout)
+		if cfg.DevLogin {
+			r.Post("/auth/dev/login", a.devLogin)
+		}
+		r.Group(func(r chi.Router) {
+			r.Use(authn.Middleware(cfg.Verifier))
+			r.Get("/auth/sessions", a.listSessions)
+			r.Delete("/auth/sessions/{id}", a.revokeSession)
+			r.Get("/users/me", a.getMe)
+			r.Patch("/users/me", a.patchMe)
+			r.Delete("/users/me", a.deleteMe)
 		})
 	})
 	return r
