@@ -35,7 +35,7 @@ bench: ## the benchmarks: writes bench/REPORT.md
 lint: ## gofmt, go vet and staticcheck over every module
 	@test -z "$$(gofmt -l $(MODULES))" || (gofmt -l $(MODULES); exit 1)
 	go vet $(PACKAGES)
-	go run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PACKAGES)
+	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PACKAGES)
 
 fmt: ## gofmt every module
 	gofmt -w $(MODULES)
