@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -241,6 +243,41 @@ func TestNewMakesACloudEventsEnvelope(t *testing.T) {
 	}
 	if err := back.Decode(&data); err != nil || data.TaskID != "t1" || data.N != 3 {
 		t.Fatalf("Decode = %+v, %v", data, err)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// The wire form of the envelope is a contract with every consumer: a change shows here.
+func TestEnvelopeWireFormat(t *testing.T) {
+	t.Parallel()
+	ev := events.Event{
+		SpecVersion:     events.SpecVersion,
+		ID:              "0192f5c6-7d1e-7a3b-8c4d-5e6f7a8b9c0d",
+		Source:          "perpetua/tasks",
+		Type:            "tasks.task.completed",
+		Subject:         "7b0c3c1e-2f7d-4a55-9a43-0d7f3c1d2e4f",
+		Time:            time.Date(2026, 3, 1, 12, 30, 0, 123456000, time.UTC),
+		DataContentType: events.ContentTypeJSON,
+		Data:            json.RawMessage(`{"task_id":"t1"}`),
+	}
+	got, err := json.MarshalIndent(ev, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	const golden = "testdata/envelope.golden"
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestEnvelopeWireFormat -update)", err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("envelope changed:\n%s\nwant:\n%s", got, want)
 	}
 }
 
@@ -649,6 +686,48 @@ func TestRedeliveredEventHasNoSecondEffect(t *testing.T) {
 	if n := plainRuns.Load(); n != 1 {
 		t.Errorf("plain handler ran %d times, want 1", n)
 	}
+}
+
+// Stopping the worker while a handler runs lets that handler finish, commit and ack.
+func TestConsumerStopFinishesTheMessageInFlight(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	start(t, newRelay(e, events.RelayConfig{}).Run)
+	const durable = "evtest-drain"
+	started, release := make(chan struct{}), make(chan struct{})
+	c, err := events.NewConsumer(e.pool, e.js, events.ConsumerConfig{Stream: stream, Durable: durable},
+		func(ctx context.Context, tx pgx.Tx, ev events.Event) error {
+			close(started)
+			<-release
+			return recordEffect(durable)(ctx, tx, ev)
+		}, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, c.Worker().Run)
+	ev := enqueue(t, ctx, e.pool, 1)[0]
+	select {
+	case <-started:
+	case <-time.After(waitUp):
+		t.Fatal("handler never started")
+	}
+	stopped := make(chan struct{})
+	go func() {
+		stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		t.Fatal("the worker stopped before its handler finished")
+	case <-time.After(50 * time.Millisecond): // the worker must still be waiting
+	}
+	close(release)
+	<-stopped
+	if n := effects(t, e.pool, durable, ev.ID); n != 1 {
+		t.Fatalf("effects = %d after stop, want 1", n)
+	}
+	waitAcked(t, e.js, durable)
 }
 
 // A failed attempt rolls back its inbox row with its effect, so the retry applies it.
