@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/google/uuid"
@@ -808,9 +809,20 @@ func TestMigrateIsIdempotentBesideServiceMigrations(t *testing.T) {
 	if err := events.Migrate(ctx, e.pool, schema); err != nil {
 		t.Fatalf("second Migrate: %v", err)
 	}
-	var v int64
-	if err := e.pool.QueryRow(ctx, `SELECT max(version_id) FROM evtest.events_schema_migrations`).Scan(&v); err != nil || v != 1 {
-		t.Fatalf("events version = %d (%v), want 1", v, err)
+	// A service's own migration 1, in the same schema, is not mistaken for ours.
+	service := fstest.MapFS{"00001_things.sql": {Data: []byte(
+		"-- +goose Up\nCREATE TABLE evtest.things (id int PRIMARY KEY);\n-- +goose Down\nDROP TABLE evtest.things;\n")}}
+	if err := pg.MigratePool(ctx, e.pool, schema, service, logging.Discard()); err != nil {
+		t.Fatalf("service migrations beside ours: %v", err)
+	}
+	for _, table := range []string{"evtest.events_schema_migrations", "evtest.schema_migrations"} {
+		var v int64
+		if err := e.pool.QueryRow(ctx, `SELECT max(version_id) FROM `+table).Scan(&v); err != nil || v != 1 {
+			t.Fatalf("%s version = %d (%v), want 1", table, v, err)
+		}
+	}
+	if _, err := e.pool.Exec(ctx, `INSERT INTO things (id) VALUES (1)`); err != nil {
+		t.Fatalf("the service's table is missing: %v", err)
 	}
 	if err := events.Migrate(ctx, e.pool, "bad;schema"); err == nil {
 		t.Fatal("Migrate accepted an unsafe schema name")
