@@ -459,12 +459,32 @@ func TestScenario2Credits(t *testing.T) {
 	if res, err := s.consume(t, user, 10); err != nil || res.Balance.Subscription != 40 { // a 61–120 s transcription
 		t.Fatalf("transcription: %+v %v", res, err)
 	}
+	// A failed provider call is compensated: the refund of the operation restores what
+	// it took, once, and a retried consume of that id charges nothing more.
+	op := billingrpc.ConsumeRequest{UserID: user, OperationID: uuid.NewString(), Amount: 5, Reason: "ai.transcribe"}
+	for range 2 {
+		res, err := rpc.Call[billingrpc.ConsumeRequest, billingrpc.ConsumeResponse](context.Background(), s.nc, billingrpc.SubjectConsume, op)
+		if err != nil || res.Charged != 5 || res.Balance.Subscription != 35 {
+			t.Fatalf("consume with an operation id: %+v %v", res, err)
+		}
+	}
+	for range 2 {
+		res, err := rpc.Call[billingrpc.RefundRequest, billingrpc.RefundResponse](context.Background(), s.nc, billingrpc.SubjectRefund,
+			billingrpc.RefundRequest{UserID: user, OperationID: op.OperationID, Reason: "provider failed"})
+		if err != nil || res.Refunded != 5 || res.Balance.Subscription != 40 {
+			t.Fatalf("refund: %+v %v", res, err)
+		}
+	}
+	if _, err := rpc.Call[billingrpc.ConsumeRequest, billingrpc.ConsumeResponse](context.Background(), s.nc, billingrpc.SubjectConsume,
+		billingrpc.ConsumeRequest{UserID: "not-a-uuid", OperationID: "x", Amount: 0}); apperr.CodeOf(err) != apperr.Validation {
+		t.Fatalf("bad consume request: %v", err)
+	}
 	if _, err := s.consume(t, user, 43); err != nil {
 		t.Fatal(err)
 	}
 	rows := s.historyTotal(t, token)
 	_, err := s.consume(t, user, 1)
-	if apperr.CodeOf(err) != apperr.InsufficientCredits {
+	if e, ok := apperr.As(err); !ok || e.Code != apperr.InsufficientCredits || len(e.Details) != 6 || e.Details[1].Message != "0" {
 		t.Fatalf("at 0 credits: %v", err)
 	}
 	if b := s.balance(t, token); b.Total != 0 || s.historyTotal(t, token) != rows {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,6 +21,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/pg"
 	"github.com/perpetua-flow/backend/libs/rpc"
 	"github.com/perpetua-flow/backend/libs/svc"
+	"github.com/perpetua-flow/backend/libs/telemetry"
 	"github.com/perpetua-flow/backend/services/billing/internal/checkout"
 	"github.com/perpetua-flow/backend/services/billing/internal/httpapi"
 	"github.com/perpetua-flow/backend/services/billing/internal/maintenance"
@@ -62,6 +64,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	if err != nil {
 		return err
 	}
+	shutdownTracing, err := telemetry.Setup(ctx, Name, cfg.Base.OTLPEndpoint)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = shutdownTracing(sctx) // spans lost at exit are not worth failing the stop
+	}()
 	rt, err := svc.Open(ctx, Name, cfg.Base, stdout, func(ctx context.Context, pool *pgxpool.Pool) error {
 		return migrations.Apply(ctx, pool, nil)
 	})
@@ -119,7 +130,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		Webhooks: webhooks,
 	}
 	r := chi.NewRouter()
-	r.Use(httpx.RequestID(logger), httpx.SecurityHeaders, httpx.Recover, httpx.LimitBody)
+	r.Use(httpx.RequestID(logger), telemetry.HTTPMetrics(rt.Registry, Name), httpx.SecurityHeaders, httpx.Recover, httpx.LimitBody)
 	r.NotFound(httpx.NotFoundHandler)
 	r.MethodNotAllowed(httpx.MethodNotAllowedHandler)
 	httpx.MountOps(r, rt.Registry, rt.ReadyChecks()...)

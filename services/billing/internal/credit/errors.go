@@ -8,7 +8,8 @@ import (
 )
 
 // Insufficient is the INSUFFICIENT_CREDITS answer (API.md §5): the balance per kind and
-// the amount asked for are in the details, so a client can say what is missing.
+// the amount asked for are in the details, so a client can say what is missing. It
+// carries no cause: a refusal is an expected answer, not something to log.
 func Insufficient(b Balance, needed int) error {
 	return &apperr.Error{
 		Code:    apperr.InsufficientCredits,
@@ -21,6 +22,5 @@ func Insufficient(b Balance, needed int) error {
 			{Field: "purchased", Message: strconv.Itoa(b.Purchased)},
 			{Field: "kickstart", Message: strconv.Itoa(b.Kickstart)},
 		},
-		Err: ErrInsufficient,
 	}
 }

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -197,7 +196,7 @@ func TestConcurrentConsumes(t *testing.T) {
 				switch {
 				case err == nil:
 					ok++
-				case errors.Is(err, credit.ErrInsufficient):
+				case apperr.CodeOf(err) == apperr.InsufficientCredits:
 					refused++
 				default:
 					other++
@@ -265,7 +264,7 @@ func TestLedgerProperty(t *testing.T) {
 				if err == nil {
 					consumed += res.Charged
 					ops = append(ops, op)
-				} else if !errors.Is(err, credit.ErrInsufficient) {
+				} else if apperr.CodeOf(err) != apperr.InsufficientCredits {
 					t.Fatal(err)
 				}
 			case r < 7 && len(ops) > 0:
