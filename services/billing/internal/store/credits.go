@@ -285,9 +285,22 @@ func (s *Store) SweepExpired(ctx context.Context, now time.Time, limit int) (int
 		return 0, fmt.Errorf("store: expired grants: %w", err)
 	}
 	for _, u := range users {
-		// Opening the account writes the rows off (and makes today's grant if due,
-		// which is what the user would see on their next request anyway).
-		if err := s.withAccount(ctx, u, now, func(*account) error { return nil }); err != nil {
+		// Only the write-off: making today's grant here would keep granting (and
+		// expiring) daily credits for users who no longer come back.
+		err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+			a, err := lockAccount(ctx, tx, u, now, nil)
+			if err != nil {
+				return err
+			}
+			if err := a.load(ctx); err != nil {
+				return err
+			}
+			if err := a.writeOffExpired(ctx); err != nil {
+				return err
+			}
+			return a.flush(ctx)
+		})
+		if err != nil {
 			return 0, err
 		}
 	}

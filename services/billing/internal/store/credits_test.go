@@ -302,3 +302,28 @@ func TestLedgerProperty(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepExpired: the job writes the expire rows of idle users without granting them
+// a new day.
+func TestSweepExpired(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	user := newUser()
+	f.signUp(t, user)
+	f.clock.Set(credit.NextMidnight(start))
+	mustConsume(t, f, user, 3) // today's daily grant, 7 left
+	f.clock.Advance(24 * time.Hour)
+	n, err := f.store.SweepExpired(f.ctx, f.clock.Now(), 100)
+	if err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	if c := f.count(t, `SELECT count(*) FROM credit_grants WHERE user_id = $1 AND kind = 'daily'`, user); c != 1 {
+		t.Fatalf("the sweep made a daily grant: %d", c)
+	}
+	if c := f.count(t, `SELECT count(*) FROM credit_ledger WHERE user_id = $1 AND operation = 'expire' AND amount = -7`, user); c != 1 {
+		t.Fatalf("expire rows: %d", c)
+	}
+	if n, _ := f.store.SweepExpired(f.ctx, f.clock.Now(), 100); n != 0 {
+		t.Fatalf("second sweep found %d users", n)
+	}
+}
