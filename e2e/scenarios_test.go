@@ -32,6 +32,8 @@ type task struct {
 func TestScenarios(t *testing.T) {
 	t.Parallel()
 	s := stack.Start(t, stack.Options{})
+	// Runs after every scenario (parallel subtests finish first), before the stack stops.
+	t.Cleanup(func() { checkEvents(t, s) })
 	for name, f := range map[string]func(*testing.T, *stack.Stack){
 		"StackReady":                   testStackComesUpReady,
 		"TaskLifecycle":                testScenarioTaskLifecycle,
