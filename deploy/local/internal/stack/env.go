@@ -36,8 +36,16 @@ type Wiring struct {
 	SigningKeys string
 }
 
-// URL is http://<addr of service>.
-func (w Wiring) URL(service string) string { return "http://" + w.Addrs[service] }
+// URL is http://<addr of service>; a wildcard host (0.0.0.0, ::) is reached on loopback.
+func (w Wiring) URL(service string) string {
+	addr := w.Addrs[service]
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	return "http://" + addr
+}
 
 // ServiceEnv is the environment of one service: the stack's process environment (so every
 // variable of API.md §8 given to make run reaches the services), the stack's wiring
@@ -100,6 +108,9 @@ func AllocateAddrs(gatewayAddr string) (map[string]string, error) {
 				ErrPortTaken, gatewayAddr, err)
 		}
 		return nil, fmt.Errorf("cannot listen on %s: %w", gatewayAddr, err)
+	}
+	if _, port, _ := net.SplitHostPort(gatewayAddr); port == "0" {
+		gatewayAddr = l.Addr().String() // ":0" asks for any free port; this is the one
 	}
 	addrs := map[string]string{"gateway": gatewayAddr}
 	// Keep every listener open until all are chosen, so no two services get one port.
