@@ -37,7 +37,7 @@ func TestServiceEnvPassesEverythingThrough(t *testing.T) {
 				"HTTP_ADDR": "127.0.0.1:1002", "DATABASE_URL": "postgres://stack/perpetua", "NATS_URL": "nats://stack:4222",
 				"JWKS_URL": "http://127.0.0.1:1001/.well-known/jwks.json", "AUTH_SIGNING_KEYS": "/data/keys",
 				"AUTH_DEV_LOGIN": "true", "BILLING_SIMULATE_PAYMENTS": "true",
-				"CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
+				"CORS_ORIGINS":      "http://localhost:3000,http://127.0.0.1:3000",
 				"UPSTREAM_AUTH_URL": "http://127.0.0.1:1001", "UPSTREAM_TASKS_URL": "http://127.0.0.1:1002",
 				"UPSTREAM_AI_URL": "http://127.0.0.1:1004", "UPSTREAM_BILLING_URL": "http://127.0.0.1:1003",
 			},
