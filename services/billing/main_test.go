@@ -337,6 +337,10 @@ func TestWebhookSignatures(t *testing.T) {
 	if r := s.webhook(t, body, checkout.Sign(oldSecret, body)); r.status != http.StatusOK {
 		t.Fatalf("old secret: %d %s", r.status, r.body)
 	}
+	// The path without /api/v1 is the same endpoint: this delivery is a duplicate.
+	if r := s.do(t, http.MethodPost, "/webhooks/checkout", "", body, map[string]string{checkout.SignatureHeader: checkout.Sign(oldSecret, body)}); r.status != http.StatusOK {
+		t.Fatalf("short path: %d %s", r.status, r.body)
+	}
 	other := capturedBody(t, user, "credits", 3)
 	if r := s.webhook(t, other, checkout.Sign(newSecret, other)); r.status != http.StatusOK {
 		t.Fatalf("new secret: %d %s", r.status, r.body)

@@ -38,6 +38,8 @@ type API struct {
 // Routes mounts the API (under /api/v1) on r.
 func (a *API) Routes(r chi.Router) {
 	r.Post("/api/v1/webhooks/checkout", a.Webhooks.ServeHTTP)
+	// ARCHITECTURE.md names the public path without the /api/v1 prefix too.
+	r.Post("/webhooks/checkout", a.Webhooks.ServeHTTP)
 	r.Group(func(r chi.Router) {
 		r.Use(a.Auth)
 		r.Get("/api/v1/credits/balance", a.balance)
