@@ -12,6 +12,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/authn"
 	"github.com/perpetua-flow/backend/libs/pgtest"
 	"github.com/perpetua-flow/backend/services/auth/internal/google/googletest"
+	"github.com/perpetua-flow/backend/services/auth/internal/purge"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -52,6 +53,16 @@ func TestDefaults(t *testing.T) {
 				t.Fatalf("key %+v", k)
 			}
 		}
+	})
+	t.Run("purge job runs on River at start", func(t *testing.T) {
+		eventually(t, "a completed auth.purge job", func() bool {
+			var n int
+			if err := b.pool.QueryRow(context.Background(),
+				`SELECT count(*) FROM river_job WHERE kind = $1 AND state = 'completed'`, purge.Kind).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n > 0
+		})
 	})
 	t.Run("dev login absent", func(t *testing.T) {
 		r := b.do("POST", "/api/v1/auth/dev/login", "", map[string]string{"email": newEmail(), "name": "x"})

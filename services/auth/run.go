@@ -1,17 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"time"
+
+	"github.com/riverqueue/river"
 
 	"github.com/perpetua-flow/backend/libs/authn"
 	"github.com/perpetua-flow/backend/libs/clock"
 	"github.com/perpetua-flow/backend/libs/events"
+	"github.com/perpetua-flow/backend/libs/jobs"
 	"github.com/perpetua-flow/backend/libs/logging"
 	"github.com/perpetua-flow/backend/libs/pg"
 	"github.com/perpetua-flow/backend/libs/svc"
@@ -104,12 +108,16 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		return fmt.Errorf("tier consumer: %w", err)
 	}
 
+	self, err := selfVerifier(signer, cfg, clk, logger)
+	if err != nil {
+		return err
+	}
 	st := store.New(rt.Pool)
 	api := httpapi.New(httpapi.Config{
 		Store:    st,
 		Google:   googleVerifier,
 		Signer:   signer,
-		Verifier: selfVerifier(signer, cfg, clk, logger),
+		Verifier: self,
 		Clock:    clk,
 		DevLogin: cfg.DevLogin,
 		Logger:   logger,
@@ -119,28 +127,51 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		Middleware: []func(http.Handler) http.Handler{telemetry.HTTPMetrics(rt.Registry, Name)},
 	})
 	purger := &purge.Purger{Pool: rt.Pool, Store: st, Clock: clk, Logger: logger}
-	return rt.Serve(ctx, api, ready, relay.Worker(), tiers.Worker(), purger.Worker())
+	workers := river.NewWorkers()
+	purger.Register(workers)
+	jobClient, err := jobs.NewClient(rt.Pool, jobs.Config{
+		Schema:       Name,
+		Pooler:       cfg.Base.DB.Pooler,
+		Workers:      workers,
+		PeriodicJobs: []*river.PeriodicJob{purge.PeriodicJob()},
+	}, logger)
+	if err != nil {
+		return err
+	}
+	return rt.Serve(ctx, api, ready, relay.Worker(), tiers.Worker(), jobs.Worker(jobClient))
 }
 
-// selfVerifier checks access tokens on auth's own routes against the signer's JWKS served
-// in-process: the same verification every service does, without a network hop to itself.
-func selfVerifier(signer *authn.Signer, cfg Config, clk clock.Clock, logger *slog.Logger) *authn.Verifier {
-	jwks := signer.JWKSHandler(httpapi.JWKSMaxAge)
+// selfVerifier checks access tokens on auth's own routes against the signer's JWKS handed
+// over in-process: the same verification every service does, without a network hop to
+// itself.
+func selfVerifier(signer *authn.Signer, cfg Config, clk clock.Clock, logger *slog.Logger) (*authn.Verifier, error) {
+	body, err := json.Marshal(signer.JWKS())
+	if err != nil {
+		return nil, err
+	}
 	return authn.NewVerifier(authn.VerifierConfig{
-		JWKSURL:    "http://auth.local/.well-known/jwks.json",
+		JWKSURL:    "http://auth.internal/.well-known/jwks.json",
 		Issuer:     cfg.Issuer,
 		Audience:   cfg.Audience,
-		HTTPClient: &http.Client{Transport: handlerTransport{jwks}},
+		HTTPClient: &http.Client{Transport: jwksTransport(body)},
 		Clock:      clk,
 		Logger:     logger,
-	})
+	}), nil
 }
 
-// handlerTransport answers every request with h, in-process.
-type handlerTransport struct{ h http.Handler }
+// jwksTransport answers every request with the JWKS document it holds.
+type jwksTransport []byte
 
-func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
-	return rec.Result(), nil
+func (t jwksTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{
+		Status:        "200 OK",
+		StatusCode:    http.StatusOK,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {"application/json"}},
+		Body:          io.NopCloser(bytes.NewReader(t)),
+		ContentLength: int64(len(t)),
+		Request:       r,
+	}, nil
 }

@@ -1,6 +1,6 @@
-// Package purge removes what auth no longer needs, once a day: expired refresh tokens,
-// sessions that can no longer refresh (expired, or revoked longer than the retention),
-// published outbox rows past their replay window and old inbox rows.
+// Package purge removes what auth no longer needs, once a day as a River periodic job:
+// expired refresh tokens, sessions that can no longer refresh (expired, or revoked longer
+// than the retention), published outbox rows past their replay window and old inbox rows.
 package purge
 
 import (
@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/perpetua-flow/backend/libs/clock"
 	"github.com/perpetua-flow/backend/libs/events"
-	"github.com/perpetua-flow/backend/libs/svc"
 	"github.com/perpetua-flow/backend/services/auth/internal/store"
 )
 
@@ -22,6 +22,15 @@ const Interval = 24 * time.Hour
 // InboxRetention outlives every possible redelivery: the streams keep events for
 // events.RetentionPeriod and a replay may resend them within it (libs/events advice).
 const InboxRetention = 2 * events.RetentionPeriod
+
+// Kind is the River job kind (stored in the job table: do not rename).
+const Kind = "auth.purge"
+
+// Args are the (empty) arguments of the purge job.
+type Args struct{}
+
+// Kind names the job.
+func (Args) Kind() string { return Kind }
 
 // Purger runs one purge pass.
 type Purger struct {
@@ -50,21 +59,23 @@ func (p *Purger) Once(ctx context.Context) error {
 	return nil
 }
 
-// Worker runs Once at start and then every Interval until ctx ends. A failed pass is
-// logged and retried at the next tick; it never stops the service.
-func (p *Purger) Worker() svc.Worker {
-	return svc.Worker{Name: "purge", Run: func(ctx context.Context) error {
-		t := time.NewTicker(Interval)
-		defer t.Stop()
-		for {
-			if err := p.Once(ctx); err != nil && ctx.Err() == nil {
-				p.Logger.ErrorContext(ctx, "purge failed", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-			}
-		}
-	}}
+// worker is the River worker of the job; a failed run is retried by River.
+type worker struct {
+	river.WorkerDefaults[Args]
+	p *Purger
+}
+
+func (w *worker) Work(ctx context.Context, _ *river.Job[Args]) error { return w.p.Once(ctx) }
+
+// Register adds the job's worker to workers.
+func (p *Purger) Register(workers *river.Workers) { river.AddWorker(workers, &worker{p: p}) }
+
+// PeriodicJob schedules the purge every Interval, and once when the leader starts (so a
+// service that restarts more often than daily still purges).
+func PeriodicJob() *river.PeriodicJob {
+	return river.NewPeriodicJob(
+		river.PeriodicInterval(Interval),
+		func() (river.JobArgs, *river.InsertOpts) { return Args{}, nil },
+		&river.PeriodicJobOpts{ID: Kind, RunOnStart: true},
+	)
 }
