@@ -349,3 +349,22 @@ func TestDevLoginValidatesAndCreatesOnce(t *testing.T) {
 		t.Fatalf("%d created events", n)
 	}
 }
+
+func TestGoogleSignInLinksTheDevUserOfItsEmail(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withDevLogin)
+	p := googletest.NewPerson()
+	dev := b.devLogin(p.Email)
+	g := b.googleSignIn(p)
+	if g.User.ID != dev.User.ID || g.User.GoogleID != p.Sub {
+		t.Fatalf("dev user %s, Google user %+v", dev.User.ID, g.User)
+	}
+	// Another Google account presenting the same (reassigned) address is refused rather
+	// than handed this account.
+	other := googletest.NewPerson()
+	other.Email = p.Email
+	r := b.do("POST", "/api/v1/auth/google", "", map[string]string{"id_token": b.google.Token(t, other, b.clock.Now())})
+	if r.status != http.StatusUnauthorized || r.errorCode() != "GOOGLE_AUTH_FAILED" {
+		t.Fatalf("got %d %s", r.status, r.body)
+	}
+}
