@@ -9,16 +9,19 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/perpetua-flow/backend/libs/authn"
 	"github.com/perpetua-flow/backend/libs/clock"
 	"github.com/perpetua-flow/backend/libs/events"
 	"github.com/perpetua-flow/backend/libs/events/tasksevents"
 	"github.com/perpetua-flow/backend/libs/httpx"
+	"github.com/perpetua-flow/backend/libs/jobs"
 	"github.com/perpetua-flow/backend/libs/logging"
 	"github.com/perpetua-flow/backend/libs/pg"
 	"github.com/perpetua-flow/backend/libs/svc"
 
+	"github.com/perpetua-flow/backend/services/tasks/internal/cleanup"
 	"github.com/perpetua-flow/backend/services/tasks/internal/httpapi"
 	"github.com/perpetua-flow/backend/services/tasks/internal/natsapi"
 	"github.com/perpetua-flow/backend/services/tasks/internal/notify"
@@ -26,13 +29,19 @@ import (
 	"github.com/perpetua-flow/backend/services/tasks/migrations"
 )
 
+// version is reported by the NATS micro service.
+const version = "1.0.0"
+
 // migrate applies every migration of the tasks schema: the service's own tables and the
 // outbox/inbox of libs/events.
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err := pg.MigratePool(ctx, pool, name, migrations.FS, nil); err != nil {
 		return err
 	}
-	return events.Migrate(ctx, pool, name)
+	if err := events.Migrate(ctx, pool, name); err != nil {
+		return err
+	}
+	return jobs.Migrate(ctx, pool, name)
 }
 
 // Migrate is the migrate subcommand: apply the migrations and exit.
@@ -101,6 +110,17 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	if err != nil {
 		return err
 	}
-	workers := append([]svc.Worker{relay.Worker(), hub.Worker()}, consumers...)
+	rpcs, err := natsapi.Serve(rt.NC, st, version, rt.Logger)
+	if err != nil {
+		return err
+	}
+	jobWorkers := river.NewWorkers()
+	purge := cleanup.Register(jobWorkers, st, rt.Logger)
+	jc, err := jobs.NewClient(rt.Pool, jobs.Config{Schema: name, Pooler: cfg.Base.DB.Pooler, Workers: jobWorkers,
+		PeriodicJobs: []*river.PeriodicJob{purge}}, rt.Logger)
+	if err != nil {
+		return err
+	}
+	workers := append([]svc.Worker{relay.Worker(), hub.Worker(), rpcs.Worker(), jobs.Worker(jc)}, consumers...)
 	return rt.Serve(ctx, http.Handler(root), ready, workers...)
 }
