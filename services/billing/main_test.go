@@ -582,13 +582,29 @@ func TestSimulatedPayments(t *testing.T) {
 	if b := s.balance(t, token); b.Purchased != 500 || b.Subscription != 50 {
 		t.Fatalf("balance: %+v", b)
 	}
+	// The same purchase retried with its Idempotency-Key is replayed, not bought twice.
+	s.clock.Set(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)) // a new UTC month
+	key := map[string]string{"Idempotency-Key": uuid.NewString()}
+	first := s.do(t, http.MethodPost, "/api/v1/credits/purchase", token, []byte(`{"amount": 20}`), key)
+	again := s.do(t, http.MethodPost, "/api/v1/credits/purchase", token, []byte(`{"amount": 20}`), key)
+	if first.status != http.StatusOK || again.status != http.StatusOK || again.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(first.body, again.body) {
+		t.Fatalf("retried purchase: %d %s / %d %v %s", first.status, first.body, again.status, again.header, again.body)
+	}
+	if r := s.do(t, http.MethodPost, "/api/v1/credits/purchase", token, []byte(`{"amount": 21}`), key); r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("key reused with another body: %d %s", r.status, r.body)
+	}
+	if b := s.balance(t, token); b.Purchased != 520 {
+		t.Fatalf("after the retried purchase: %+v", b)
+	}
 	r = s.do(t, http.MethodPost, "/api/v1/subscription/cancel", token, nil, nil)
 	if d := r.data(t); r.status != http.StatusOK || d["status"] != "cancelled" || d["cancel_at_period_end"] != true || d["tier"] != "pro" {
 		t.Fatalf("cancel: %d %s", r.status, r.body)
 	}
-	// A new UTC month: purchases are allowed again (the alias route).
-	s.clock.Set(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
-	if r := s.do(t, http.MethodPost, "/api/v1/subscription/purchase-credits", token, []byte(`{"amount": 500}`), nil); r.status != http.StatusOK {
+	// The new month's cap counts the 20 bought above (the alias route).
+	if r := s.do(t, http.MethodPost, "/api/v1/subscription/purchase-credits", token, []byte(`{"amount": 481}`), nil); r.status != http.StatusConflict {
+		t.Fatalf("over the new month's cap: %d %s", r.status, r.body)
+	}
+	if r := s.do(t, http.MethodPost, "/api/v1/subscription/purchase-credits", token, []byte(`{"amount": 480}`), nil); r.status != http.StatusOK {
 		t.Fatalf("next month: %d %s", r.status, r.body)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/clock"
 	"github.com/perpetua-flow/backend/libs/events"
 	"github.com/perpetua-flow/backend/libs/httpx"
+	"github.com/perpetua-flow/backend/libs/idempotency"
 	"github.com/perpetua-flow/backend/libs/jobs"
 	"github.com/perpetua-flow/backend/libs/logging"
 	"github.com/perpetua-flow/backend/libs/pg"
@@ -125,6 +126,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		Clock:  clk,
 		Logger: logger,
 		Auth:   authn.Middleware(verifier),
+		Idempotency: idempotency.New(rt.Pool, idempotency.Config{Clock: clk}, func(r *http.Request) string {
+			c, _ := authn.FromContext(r.Context())
+			return c.UserID
+		}),
 		Payments: &httpapi.Payments{Store: st, Clock: clk, Client: client, Simulate: cfg.SimulatePayments,
 			PublicBaseURL: cfg.PublicBaseURL, Webhooks: webhooks},
 		Webhooks: webhooks,
@@ -137,7 +142,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	api.Routes(r)
 
 	riverWorkers := river.NewWorkers()
-	periodic, err := maintenance.Register(riverWorkers, st, clk, logger)
+	periodic, err := maintenance.Register(riverWorkers, rt.Pool, st, clk, logger)
 	if err != nil {
 		return err
 	}

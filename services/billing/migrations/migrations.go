@@ -1,6 +1,6 @@
 // Package migrations holds billing's schema as goose SQL files, embedded in the binary
 // and applied at start and by the `migrate` subcommand, together with the tables of the
-// libraries billing uses (the events outbox and inbox, River's job tables).
+// libraries billing uses (the events outbox and inbox, idempotency keys, River's job tables).
 package migrations
 
 import (
@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/perpetua-flow/backend/libs/events"
+	"github.com/perpetua-flow/backend/libs/idempotency"
 	"github.com/perpetua-flow/backend/libs/jobs"
 	"github.com/perpetua-flow/backend/libs/pg"
 )
@@ -29,6 +30,9 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
 		return err
 	}
 	if err := events.Migrate(ctx, pool, Schema); err != nil {
+		return err
+	}
+	if err := idempotency.Migrate(ctx, pool, Schema); err != nil {
 		return err
 	}
 	return jobs.Migrate(ctx, pool, Schema)
