@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
@@ -16,10 +17,12 @@ import (
 	"github.com/perpetua-flow/backend/libs/events"
 	"github.com/perpetua-flow/backend/libs/events/tasksevents"
 	"github.com/perpetua-flow/backend/libs/httpx"
+	"github.com/perpetua-flow/backend/libs/idempotency"
 	"github.com/perpetua-flow/backend/libs/jobs"
 	"github.com/perpetua-flow/backend/libs/logging"
 	"github.com/perpetua-flow/backend/libs/pg"
 	"github.com/perpetua-flow/backend/libs/svc"
+	"github.com/perpetua-flow/backend/libs/telemetry"
 
 	"github.com/perpetua-flow/backend/services/tasks/internal/cleanup"
 	"github.com/perpetua-flow/backend/services/tasks/internal/httpapi"
@@ -32,6 +35,9 @@ import (
 // version is reported by the NATS micro service.
 const version = "1.0.0"
 
+// traceFlushTimeout bounds the export of the last spans at shutdown.
+const traceFlushTimeout = 5 * time.Second
+
 // migrate applies every migration of the tasks schema: the service's own tables and the
 // outbox/inbox of libs/events.
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
@@ -39,6 +45,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		return err
 	}
 	if err := events.Migrate(ctx, pool, name); err != nil {
+		return err
+	}
+	if err := idempotency.Migrate(ctx, pool, name); err != nil {
 		return err
 	}
 	return jobs.Migrate(ctx, pool, name)
@@ -84,6 +93,17 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		return err
 	}
 	defer rt.Close()
+	shutdownTraces, err := telemetry.Setup(ctx, name, cfg.Base.OTLPEndpoint)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), traceFlushTimeout)
+		defer cancel()
+		if err := shutdownTraces(sctx); err != nil {
+			rt.Logger.Warn("flushing traces", "err", err)
+		}
+	}()
 
 	st := store.New(rt.Pool, clock.System{}, outbox)
 	hub, err := notify.New(rt.NC, rt.Logger)
@@ -93,9 +113,10 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	verifier := authn.NewVerifier(authn.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience})
 	api := httpapi.Routes(httpapi.Config{
 		Store: st, Auth: authn.Middleware(verifier), Hub: hub, Logger: rt.Logger, Heartbeat: cfg.SSEHeartbeat,
+		Idempotency: idempotency.New(rt.Pool, idempotency.Config{}, httpapi.UserID),
 	})
 	root := chi.NewRouter()
-	root.Use(httpx.RequestID(rt.Logger), httpx.Recover, httpx.SecurityHeaders, httpx.LimitBody)
+	root.Use(httpx.RequestID(rt.Logger), telemetry.HTTPMetrics(rt.Registry, name), httpx.SecurityHeaders, httpx.Recover, httpx.LimitBody)
 	root.NotFound(httpx.NotFoundHandler)
 	root.MethodNotAllowed(httpx.MethodNotAllowedHandler)
 	httpx.MountOps(root, rt.Registry, rt.ReadyChecks()...)

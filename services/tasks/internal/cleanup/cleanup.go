@@ -1,6 +1,6 @@
 // Package cleanup is the tasks service's housekeeping on River: periodic jobs that purge
 // expired tombstones, activity past its 30-day retention, and published outbox rows and
-// inbox rows past the events retention.
+// inbox rows past the events retention, expired idempotency keys and old AI operation ids.
 package cleanup
 
 import (
@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/perpetua-flow/backend/libs/events"
+	"github.com/perpetua-flow/backend/libs/idempotency"
 
 	"github.com/perpetua-flow/backend/services/tasks/internal/store"
 )
@@ -56,7 +57,16 @@ func (w *PurgeWorker) Work(ctx context.Context, _ *river.Job[PurgeArgs]) error {
 	if err != nil {
 		return err
 	}
-	w.Logger.InfoContext(ctx, "purged", "tombstones", tombs, "activity", acts, "outbox", outbox, "inbox", inbox)
+	keys, err := idempotency.Purge(ctx, w.Store.Pool(), w.Store.Now())
+	if err != nil {
+		return err
+	}
+	ops, err := w.Store.PurgeOperations(ctx)
+	if err != nil {
+		return err
+	}
+	w.Logger.InfoContext(ctx, "purged", "tombstones", tombs, "activity", acts, "outbox", outbox, "inbox", inbox,
+		"idempotency_keys", keys, "operations", ops)
 	return nil
 }
 

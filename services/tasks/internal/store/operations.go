@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -48,4 +49,14 @@ func (s *Store) ApplyOnce(ctx context.Context, a Actor, opID, actionType, taskID
 		return err
 	})
 	return unlocked, replayed, err
+}
+
+// OperationRetention is how long an AI operation id is remembered; the ai service passes
+// the client's Idempotency-Key (kept 24 h), so a week covers every retry.
+const OperationRetention = 7 * 24 * time.Hour
+
+// PurgeOperations forgets operation ids past the retention (the purge job).
+func (s *Store) PurgeOperations(ctx context.Context) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM applied_operations WHERE created_at < $1`, s.now().Add(-OperationRetention))
+	return tag.RowsAffected(), err
 }
