@@ -9,6 +9,9 @@ import (
 	"time"
 )
 
+// benchClientsPerCPU is the concurrency of the benchmarks, per GOMAXPROCS.
+const benchClientsPerCPU = 8
+
 // benchClient keeps connections alive across the parallel requests of a benchmark.
 var benchClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
 
@@ -38,6 +41,8 @@ func BenchmarkSignIn(b *testing.B) {
 	for i := range emails {
 		emails[i] = newEmail()
 	}
+	// Several clients per core: the requests wait on Postgres far more than they compute.
+	b.SetParallelism(benchClientsPerCPU)
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -56,6 +61,8 @@ func BenchmarkRefresh(b *testing.B) {
 	env := setup(b, withDevLogin)
 	login := env.url + "/api/v1/auth/dev/login"
 	refresh := env.url + "/api/v1/auth/refresh"
+	// Several clients per core: the requests wait on Postgres far more than they compute.
+	b.SetParallelism(benchClientsPerCPU)
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {

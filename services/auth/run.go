@@ -69,10 +69,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	if err != nil {
 		return err
 	}
-	googleVerifier, err := google.New(google.Config{JWKSURL: cfg.GoogleJWKSURL, ClientIDs: cfg.GoogleClientIDs, Clock: clk})
-	if err != nil {
-		return err
-	}
 
 	rt, err := svc.Open(ctx, Name, cfg.Base, stdout, store.Migrate)
 	if err != nil {
@@ -80,6 +76,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	}
 	defer rt.Close()
 	logger := rt.Logger
+	googleVerifier, err := google.New(google.Config{JWKSURL: cfg.GoogleJWKSURL, ClientIDs: cfg.GoogleClientIDs, Clock: clk, Logger: logger})
+	if err != nil {
+		return err
+	}
 	shutdownTraces, err := telemetry.Setup(ctx, Name, cfg.Base.OTLPEndpoint)
 	if err != nil {
 		return err

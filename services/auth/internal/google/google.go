@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"strconv"
@@ -63,6 +64,8 @@ type Config struct {
 	// RefetchInterval is the least time between unknown-kid fetches (default
 	// DefaultRefetchInterval).
 	RefetchInterval time.Duration
+	// Logger reports a failed fetch answered from the old keys (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // Verifier checks Google ID tokens. Safe for concurrent use.
@@ -91,6 +94,9 @@ func New(cfg Config) (*Verifier, error) {
 	}
 	if cfg.RefetchInterval <= 0 {
 		cfg.RefetchInterval = DefaultRefetchInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	v := &Verifier{cfg: cfg}
 	v.parser = jwt.NewParser(
@@ -204,6 +210,7 @@ func (v *Verifier) refresh(ctx context.Context, stale bool) error {
 		if have {
 			// Keep serving the old keys: Google being briefly unreachable must not sign
 			// everyone out; a token with a new kid fails until the next fetch works.
+			v.cfg.Logger.WarnContext(ctx, "Google JWKS fetch failed; using the cached keys", "err", err)
 			v.mu.Lock()
 			v.fetchedAt = now
 			v.expiresAt = now.Add(v.cfg.RefetchInterval)

@@ -179,6 +179,37 @@ func TestCacheFollowsCacheControl(t *testing.T) {
 	}
 }
 
+func TestGoogleOutageKeepsTheCachedKeys(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.g.SetCacheControl("max-age=60")
+	p := googletest.NewPerson()
+	if _, err := b.v.Verify(context.Background(), b.g.Token(t, p, b.clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	b.g.SetFailing(true)
+	b.clock.Advance(2 * time.Minute)
+	if _, err := b.v.Verify(context.Background(), b.g.Token(t, p, b.clock.Now())); err != nil {
+		t.Fatalf("during the outage: %v", err)
+	}
+	// The failed fetch is not retried on every request.
+	fetches := b.g.Fetches()
+	for range 3 {
+		if _, err := b.v.Verify(context.Background(), b.g.Token(t, p, b.clock.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.g.Fetches() != fetches {
+		t.Fatalf("fetched %d more times during the outage", b.g.Fetches()-fetches)
+	}
+	// Without any cached keys an outage fails the sign-in.
+	fresh := setup(t)
+	fresh.g.SetFailing(true)
+	if _, err := fresh.v.Verify(context.Background(), fresh.g.Token(t, p, fresh.clock.Now())); apperr.CodeOf(err) != apperr.GoogleAuthFailed {
+		t.Fatalf("no keys at all: %v", err)
+	}
+}
+
 func TestCacheAge(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

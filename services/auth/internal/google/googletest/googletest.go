@@ -27,6 +27,7 @@ type Google struct {
 	mu      sync.Mutex
 	keys    []*key // published; the last one signs
 	fetches atomic.Int64
+	failing atomic.Bool
 	// CacheControl is sent with the JWKS (default "public, max-age=3600").
 	cacheControl string
 }
@@ -59,6 +60,9 @@ func newKey(t testing.TB) *key {
 // SetCacheControl changes the Cache-Control header of later JWKS answers.
 func (g *Google) SetCacheControl(v string) { g.mu.Lock(); g.cacheControl = v; g.mu.Unlock() }
 
+// SetFailing makes the JWKS endpoint answer 503 (or work again).
+func (g *Google) SetFailing(f bool) { g.failing.Store(f) }
+
 // Fetches counts JWKS requests served.
 func (g *Google) Fetches() int64 { return g.fetches.Load() }
 
@@ -72,6 +76,10 @@ func (g *Google) Rotate(t testing.TB) {
 
 func (g *Google) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 	g.fetches.Add(1)
+	if g.failing.Load() {
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	g.mu.Lock()
 	type jwk struct {
 		Kty string `json:"kty"`
