@@ -23,6 +23,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/authn"
 	"github.com/perpetua-flow/backend/libs/authn/authntest"
 	"github.com/perpetua-flow/backend/libs/httpx"
+	"github.com/perpetua-flow/backend/services/gateway/internal/redistest"
 )
 
 // upstream is a fake service: it answers every request with what it received, so a test
@@ -50,7 +51,7 @@ type echo struct {
 	BodyLen  int    `json:"body_len"`
 }
 
-func newUpstream(t *testing.T, name string) *upstream {
+func newUpstream(t testing.TB, name string) *upstream {
 	t.Helper()
 	u := &upstream{name: name, sseStep: make(chan struct{}), sseFinish: make(chan struct{})}
 	u.srv = httptest.NewServer(http.HandlerFunc(u.serve))
@@ -107,7 +108,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 type testEnv struct {
-	t         *testing.T
+	t         testing.TB
 	url       string
 	issuer    *authntest.Issuer
 	upstreams map[string]*upstream
@@ -116,7 +117,7 @@ type testEnv struct {
 
 // setup starts four fake upstreams, a token issuer and the gateway on :0 with env on top
 // of the defaults, and stops them when the test ends.
-func setup(t *testing.T, env map[string]string) *testEnv {
+func setup(t testing.TB, env map[string]string) *testEnv {
 	t.Helper()
 	e := &testEnv{t: t, issuer: authntest.NewIssuer(t), upstreams: map[string]*upstream{}, client: &http.Client{Timeout: 20 * time.Second}}
 	vars := map[string]string{
@@ -799,4 +800,54 @@ func TestPortTakenIsAClearError(t *testing.T) {
 	if !errors.As(err, &opErr) {
 		t.Fatalf("not a listen error: %v", err)
 	}
+}
+
+func TestRateLimitsHoldAcrossReplicasWithRedis(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"RATE_LIMIT_REDIS_URL": redistest.Start(t), "RATE_LIMIT_GENERAL": "3/1h"}
+	replicas := []*testEnv{setup(t, env), setup(t, env)}
+	statuses := withinOneWindow(t, func() []int {
+		token := replicas[0].bearer() // both trust the same test key
+		var s []int
+		for i := range 5 {
+			s = append(s, replicas[i%2].do("GET", "/api/v1/tasks", nil, map[string]string{"Authorization": token}).StatusCode)
+		}
+		return s
+	})
+	if fmt.Sprint(statuses) != "[200 200 200 429 429]" {
+		t.Fatalf("statuses across two gateways %v: the budget must be shared", statuses)
+	}
+}
+
+// BenchmarkProxy measures what the gateway adds to a request: token verification, the rate
+// limit, the middleware and the extra hop, against calling the upstream directly. The
+// limits are raised so that nothing is refused (a benchmark must say so: it does here).
+func BenchmarkProxy(b *testing.B) {
+	e := setup(b, map[string]string{"RATE_LIMIT_GENERAL": "1000000000/1m"})
+	token := e.bearer()
+	transport := &http.Transport{MaxIdleConnsPerHost: 256}
+	client := &http.Client{Transport: transport}
+	defer transport.CloseIdleConnections()
+	run := func(b *testing.B, url string) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				req.Header.Set("Authorization", token)
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Errorf("status %d", resp.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	b.Run("direct", func(b *testing.B) { run(b, e.upstreams[UpstreamTasks].srv.URL+"/api/v1/tasks") })
+	b.Run("gateway", func(b *testing.B) { run(b, e.url+"/api/v1/tasks") })
 }
