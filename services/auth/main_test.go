@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,9 +11,11 @@ import (
 
 	"github.com/perpetua-flow/backend/libs/apperr"
 	"github.com/perpetua-flow/backend/libs/authn"
+	"github.com/perpetua-flow/backend/libs/pg"
 	"github.com/perpetua-flow/backend/libs/pgtest"
 	"github.com/perpetua-flow/backend/services/auth/internal/google/googletest"
 	"github.com/perpetua-flow/backend/services/auth/internal/purge"
+	"github.com/perpetua-flow/backend/services/auth/internal/store"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -94,6 +97,28 @@ func TestConfigRequiresSigningKeys(t *testing.T) {
 	if c.Base.HTTPAddr != DefaultHTTPAddr || c.Issuer != "perpetua-auth" || c.Audience != "perpetua-api" ||
 		c.DevLogin || c.GoogleJWKSURL != "https://www.googleapis.com/oauth2/v3/certs" {
 		t.Fatalf("defaults %+v", c)
+	}
+}
+
+func TestMigrateSubcommand(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t, "auth-empty", func(context.Context, string) error { return nil })
+	env := map[string]string{"DATABASE_URL": dbURL, "NATS_URL": "nats://127.0.0.1:1"}
+	for range 2 { // a second run finds nothing to do
+		if err := Migrate(context.Background(), func(k string) string { return env[k] }, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool, err := pg.Open(context.Background(), pg.Config{URL: dbURL, Schema: store.Schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for _, table := range []string{"users", "sessions", "refresh_tokens", "outbox", "inbox", "river_job"} {
+		var ok bool
+		if err := pool.QueryRow(context.Background(), `SELECT to_regclass('auth.' || $1) IS NOT NULL`, table).Scan(&ok); err != nil || !ok {
+			t.Errorf("table auth.%s missing (%v)", table, err)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/perpetua-flow/backend/libs/authn"
 	"github.com/perpetua-flow/backend/libs/clock"
+	"github.com/perpetua-flow/backend/libs/config"
 	"github.com/perpetua-flow/backend/libs/events"
 	"github.com/perpetua-flow/backend/libs/jobs"
 	"github.com/perpetua-flow/backend/libs/logging"
@@ -36,12 +37,14 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 // Migrate applies auth's migrations (its own, the outbox/inbox and the job queue) and
 // returns: the `migrate` subcommand, run as an init step before new replicas start.
 func Migrate(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := ReadConfig(getenv)
-	if err != nil {
+	// Only the common settings: an init step needs the database, not the signing keys.
+	r := config.NewReader(getenv)
+	base := svc.ReadBase(r, Name, DefaultHTTPAddr)
+	if err := r.Err(); err != nil {
 		return err
 	}
-	logger := logging.New(stdout, cfg.Base.LogLevel, Name)
-	pool, err := pg.Open(ctx, cfg.Base.DB)
+	logger := logging.New(stdout, base.LogLevel, Name)
+	pool, err := pg.Open(ctx, base.DB)
 	if err != nil {
 		return err
 	}
