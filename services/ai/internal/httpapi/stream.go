@@ -8,6 +8,7 @@ import (
 
 	"github.com/perpetua-flow/backend/libs/apperr"
 	"github.com/perpetua-flow/backend/libs/httpx"
+	"github.com/perpetua-flow/backend/libs/idempotency"
 )
 
 // SSE event names of POST /ai/chat/stream.
@@ -89,7 +90,9 @@ func (a *API) chatStream(w http.ResponseWriter, r *http.Request) {
 		return s.send(EventChunk, chunkEvent{Text: text})
 	})
 	if r.Context().Err() != nil {
-		// The client went away; the provider call was cancelled and the credits refunded.
+		// The client went away; the provider call was cancelled and the credits refunded,
+		// so what was sent must not become the key's stored answer.
+		idempotency.Forget(r.Context())
 		return
 	}
 	if err != nil {
@@ -104,6 +107,9 @@ func (a *API) chatStream(w http.ResponseWriter, r *http.Request) {
 		} else if e.Code.Status() >= 500 {
 			httpx.LoggerFrom(r.Context()).WarnContext(r.Context(), "stream failed", "code", e.Code, "err", err)
 		}
+		// The 200 is already out; like a 5xx, this answer must not be replayed, so a retry
+		// with the same key runs (and is charged) again.
+		idempotency.Forget(r.Context())
 		_ = s.send(EventError, errorEvent{Code: e.Code, Message: e.Message})
 		return
 	}
