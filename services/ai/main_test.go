@@ -359,3 +359,14 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("bad config accepted or not named: %v", err)
 	}
 }
+
+func TestMigrateOnAnEmptyDatabaseTwice(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t, "ai-empty", func(context.Context, string) error { return nil })
+	vars := map[string]string{"DATABASE_URL": dbURL, "NATS_URL": "nats://127.0.0.1:1", "LOG_LEVEL": "error"}
+	for i := 0; i < 2; i++ {
+		if err := Migrate(context.Background(), func(k string) string { return vars[k] }, io.Discard); err != nil {
+			t.Fatalf("migrate %d: %v", i+1, err)
+		}
+	}
+}
