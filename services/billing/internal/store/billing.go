@@ -57,8 +57,7 @@ func (a *account) grantPurchased(ctx context.Context, paymentID string, n int) (
 // concurrent requests.
 func (s *Store) StartPayment(ctx context.Context, p Payment, now time.Time) error {
 	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		a, err := lockAccount(ctx, tx, p.UserID, now, nil)
-		if err != nil {
+		if _, err := lockAccount(ctx, tx, p.UserID, now, nil); err != nil {
 			return err
 		}
 		switch p.Kind {
@@ -90,7 +89,7 @@ func (s *Store) StartPayment(ctx context.Context, p Payment, now time.Time) erro
 			p.ID, p.UserID, p.Kind, p.Credits, p.PriceMinor, p.Currency, now); err != nil {
 			return fmt.Errorf("store: insert payment: %w", err)
 		}
-		return a.flush(ctx)
+		return nil
 	})
 }
 

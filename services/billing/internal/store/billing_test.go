@@ -64,7 +64,7 @@ func TestWebhookActsOnce(t *testing.T) {
 	if out := f.applyWebhook(t, again); out != "ignored: payment already captured" {
 		t.Fatalf("second event of one payment: %q", out)
 	}
-	wantBalance(t, f, user, credit.Balance{Subscription: 50, Kickstart: 5})
+	wantBalance(t, f, user, credit.Balance{Subscription: 50})
 	if n := f.count(t, `SELECT count(*) FROM outbox WHERE type = 'billing.subscription.activated' AND payload->>'subject' = $1`, user); n != 1 {
 		t.Fatalf("%d activation events", n)
 	}
@@ -116,7 +116,7 @@ func TestWebhooksOutOfOrder(t *testing.T) {
 	if out := f.applyWebhook(t, late); out != "ignored: period already renewed" {
 		t.Fatalf("stale renewal: %q", out)
 	}
-	wantBalance(t, f, user, credit.Balance{Daily: 10, Subscription: 80, Kickstart: 5})
+	wantBalance(t, f, user, credit.Balance{Daily: 10, Subscription: 80})
 	if got := f.subscription(t, user).PeriodEnd; !got.Equal(newEnd) {
 		t.Fatalf("period end %v, want %v", got, newEnd)
 	}
@@ -125,7 +125,7 @@ func TestWebhooksOutOfOrder(t *testing.T) {
 	if out := f.applyWebhook(t, f.captured(user, checkout.KindSubscription, 1)); out != "renewed" {
 		t.Fatalf("renewal by capture: %q", out)
 	}
-	wantBalance(t, f, user, credit.Balance{Daily: 10, Subscription: 100, Kickstart: 5})
+	wantBalance(t, f, user, credit.Balance{Daily: 10, Subscription: 100})
 }
 
 func TestSubscriptionLifecycle(t *testing.T) {

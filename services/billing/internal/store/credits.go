@@ -216,15 +216,15 @@ func (s *Store) History(ctx context.Context, userID string, page httpx.Page) ([]
 }
 
 // GrantKickstart gives a new user the kickstart credits, once (the grant's unique source
-// makes a redelivered auth.user.created, or one that arrives after the user's first
-// request created the account, a no-op even past the inbox), and records the sign-up
-// time that daily grants count from. It runs in the consumer's transaction.
+// makes a redelivered auth.user.created a no-op even past the inbox), and records the
+// sign-up time that daily grants count from. It runs in the consumer's transaction.
 func (s *Store) GrantKickstart(ctx context.Context, tx pgx.Tx, userID string, signedUpAt, now time.Time) error {
 	a, err := open(ctx, tx, userID, now, &signedUpAt)
 	if err != nil {
 		return err
 	}
-	if err := a.grantKickstart(ctx); err != nil {
+	if _, err := a.grant(ctx, grantSpec{kind: credit.Kickstart, amount: credit.KickstartAmount, source: "kickstart", sourceRef: "signup",
+		description: "welcome credits"}); err != nil {
 		return err
 	}
 	return a.flush(ctx)
@@ -237,8 +237,7 @@ var PerkDailyCredits = []string{"daily_ai_credits", "daily_credits"}
 // AddPerk stores an unlocked achievement's daily-credit perk (once per achievement); the
 // next daily grant includes it.
 func (s *Store) AddPerk(ctx context.Context, tx pgx.Tx, userID, achievementID string, value int, now time.Time) error {
-	a, err := lockAccount(ctx, tx, userID, now, nil)
-	if err != nil {
+	if _, err := lockAccount(ctx, tx, userID, now, nil); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `
@@ -251,7 +250,7 @@ func (s *Store) AddPerk(ctx context.Context, tx pgx.Tx, userID, achievementID st
 		WHERE user_id = $1`, userID, now); err != nil {
 		return fmt.Errorf("store: perk total: %w", err)
 	}
-	return a.flush(ctx)
+	return nil
 }
 
 // EraseUser deletes everything billing holds about the user (auth.user.deleted). The

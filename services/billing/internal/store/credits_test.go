@@ -176,25 +176,13 @@ func TestRefund(t *testing.T) {
 	wantBalance(t, f, user, credit.Balance{Daily: 10, Purchased: 4, Kickstart: 5})
 }
 
-// TestKickstartAtFirstSight: a user's first request may beat auth.user.created; the
-// account starts with its kickstart either way, and the event then grants nothing more.
-func TestKickstartAtFirstSight(t *testing.T) {
-	t.Parallel()
-	f := setup(t)
-	user := newUser()
-	mustConsume(t, f, user, 1)
-	f.signUp(t, user)
-	wantBalance(t, f, user, credit.Balance{Kickstart: 4})
-}
-
 // TestConcurrentConsumes: 1,000 consumes of 1 credit against a balance of 100, from a
 // bounded pool of goroutines: exactly 100 succeed, 900 are refused, the balance ends at 0.
 func TestConcurrentConsumes(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	user := newUser()
-	f.grantPurchased(t, user, 95) // + 5 kickstart at the account's creation
-	wantBalance(t, f, user, credit.Balance{Purchased: 95, Kickstart: 5})
+	f.grantPurchased(t, user, 100)
 	const requests, workers = 1000, 32
 	var ok, refused, other int
 	var mu sync.Mutex
@@ -251,7 +239,7 @@ func TestSameOperationConcurrently(t *testing.T) {
 			t.Fatalf("call %d: charged %d, %v", i, charged[i], results[i])
 		}
 	}
-	wantBalance(t, f, user, credit.Balance{Purchased: 13, Kickstart: 5})
+	wantBalance(t, f, user, credit.Balance{Purchased: 13})
 }
 
 // TestLedgerProperty runs random sequences of grants, consumes, refunds and day changes

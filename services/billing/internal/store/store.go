@@ -56,9 +56,8 @@ type account struct {
 	events   []events.Event
 }
 
-// lockAccount creates the user's account row if missing (with the kickstart grant) and
-// locks it, so every credit change of the user runs one at a time. Callers flush the
-// account's events. signedUpAt is the sign-up time when known
+// lockAccount creates the user's account row if missing and locks it, so every credit
+// change of the user runs one at a time. signedUpAt is the sign-up time when known
 // (auth.user.created); a lazily created account starts now.
 func lockAccount(ctx context.Context, tx pgx.Tx, userID string, now time.Time, signedUpAt *time.Time) (*account, error) {
 	created := now
@@ -74,24 +73,14 @@ func lockAccount(ctx context.Context, tx pgx.Tx, userID string, now time.Time, s
 	if pg.IsNoRows(err) {
 		// First sight of the user: create the row (a concurrent first request may win the
 		// insert; either way the row exists for the second lock).
-		tag, err := tx.Exec(ctx, `
+		if _, err := tx.Exec(ctx, `
 			INSERT INTO credit_accounts (user_id, created_at, updated_at) VALUES ($1, $2, $3)
-			ON CONFLICT (user_id) DO NOTHING`, userID, created, now)
-		if err != nil {
+			ON CONFLICT (user_id) DO NOTHING`, userID, created, now); err != nil {
 			return nil, fmt.Errorf("store: create account: %w", err)
 		}
-		if err := lock(); err != nil {
-			return nil, fmt.Errorf("store: lock account: %w", err)
-		}
-		if tag.RowsAffected() == 1 {
-			// The kickstart belongs to the account's creation, whichever comes first:
-			// auth.user.created or the user's first request (which may beat the event by
-			// a few milliseconds). Its unique source makes the other one a no-op.
-			if err := a.grantKickstart(ctx); err != nil {
-				return nil, err
-			}
-		}
-	} else if err != nil {
+		err = lock()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("store: lock account: %w", err)
 	}
 	if signedUpAt != nil && signedUpAt.Before(a.createdAt) {
@@ -312,13 +301,6 @@ func (a *account) grant(ctx context.Context, g grantSpec) (bool, error) {
 		return false, err
 	}
 	return true, a.creditsEvent(billingevents.TypeCreditsGranted, g.source+":"+g.sourceRef, g.kind, g.amount, g.description)
-}
-
-// grantKickstart gives the kickstart credits, once per user.
-func (a *account) grantKickstart(ctx context.Context) error {
-	_, err := a.grant(ctx, grantSpec{kind: credit.Kickstart, amount: credit.KickstartAmount, source: "kickstart", sourceRef: "signup",
-		description: "welcome credits"})
-	return err
 }
 
 // withAccount runs fn on the user's opened account in one transaction and enqueues the
