@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"context"
 	"encoding/json"
 	"io"
@@ -19,7 +20,22 @@ import (
 	"github.com/perpetua-flow/backend/libs/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// testParallel is how many end-to-end tests run at once unless -parallel says otherwise.
+// They wait on Postgres and JetStream fsyncs far more than they compute, so the default
+// (GOMAXPROCS, 2 in CI) would leave the package mostly idle and past a minute.
+const testParallel = "6"
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		if err := flag.Set("test.parallel", testParallel); err != nil {
+			panic(err)
+		}
+	}
+	pgtest.Main(m)
+}
 
 // env is one running tasks service with its own database, NATS server and token issuer.
 type env struct {
@@ -29,6 +45,7 @@ type env struct {
 	Issuer  *authntest.Issuer
 	Pool    *pgxpool.Pool
 	client  *http.Client
+	vars    map[string]string
 }
 
 func migrateURL(ctx context.Context, u string) error {
@@ -55,6 +72,29 @@ func setup(t testing.TB, extra ...string) *env {
 	for i := 0; i+1 < len(extra); i += 2 {
 		vars[extra[i]] = extra[i+1]
 	}
+	e := &env{DBURL: dbURL, NATSURL: natsURL, Issuer: iss, vars: vars}
+	e.URL = e.start(t)
+	pc, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.ConnConfig.RuntimeParams["search_path"] = name
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	tr := &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 256}
+	t.Cleanup(tr.CloseIdleConnections)
+	e.Pool, e.client = pool, &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	return e
+}
+
+// start runs one more replica of the service on the env's database and NATS and returns
+// its base URL; it stops at cleanup.
+func (e *env) start(t testing.TB) string {
+	t.Helper()
+	vars := e.vars
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
@@ -83,19 +123,7 @@ func setup(t testing.TB, extra ...string) *env {
 			t.Error("service did not stop")
 		}
 	})
-	pc, err := pgxpool.ParseConfig(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc.ConnConfig.RuntimeParams["search_path"] = name
-	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	tr := &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 256}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &env{URL: url, DBURL: dbURL, NATSURL: natsURL, Issuer: iss, Pool: pool, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return url
 }
 
 // user is a signed-in user of e.

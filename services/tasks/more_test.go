@@ -396,3 +396,69 @@ func TestActivityLog(t *testing.T) {
 	}
 	wantError(t, u.do(t, "GET", "/api/v1/activity?source=robot&from=yesterday", nil), 400, "VALIDATION_ERROR", "source", "from")
 }
+
+// sseLines opens the notification stream at baseURL and returns its lines.
+func sseLines(t *testing.T, baseURL, token string) <-chan string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "GET", baseURL+"/api/v1/notifications/stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 {
+		t.Fatalf("stream status %d", res.StatusCode)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		defer res.Body.Close()
+		defer close(lines)
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	return lines
+}
+
+func waitLine(t *testing.T, lines <-chan string, prefix string) string {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("stream closed")
+			}
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		case <-timeout:
+			t.Fatalf("no %q line", prefix)
+		}
+	}
+}
+
+// TestNotificationStreamAcrossReplicas: two replicas share the database and NATS; clients
+// of both get a notification whichever replica consumed the event that made it, so at
+// least one of them got it across replicas (fan-out over NATS, not process memory).
+func TestNotificationStreamAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	second := e.start(t)
+	u := e.user(t, "pro")
+	a := sseLines(t, e.URL, u.Token)
+	b := sseLines(t, second, u.Token)
+	waitLine(t, a, ": heartbeat")
+	waitLine(t, b, ": heartbeat")
+	e.publish(t, billingevents.TypeSubscriptionExpired, u.ID, billingevents.Subscription{UserID: u.ID, Tier: "free", Status: "expired", Seq: 2})
+	la, lb := waitLine(t, a, "data: "), waitLine(t, b, "data: ")
+	if la != lb || !strings.Contains(la, "Subscription ended") {
+		t.Fatalf("replicas disagree:\n%s\n%s", la, lb)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/perpetua-flow/backend/libs/apperr"
@@ -227,5 +228,37 @@ func TestTombstonesKeepThreeAndExpire(t *testing.T) {
 	}
 	if _, err := s.Recover(ctx, a, tombs[2]); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPurgeActivityAndOperations(t *testing.T) {
+	t.Parallel()
+	s, pool := setup(t)
+	ctx := context.Background()
+	a := actor(task.Free)
+	tk, err := s.CreateTask(ctx, a, task.NewTask{Title: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateTask(ctx, a, task.NewTask{Title: "y"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.ApplyOnce(ctx, a, "op", "complete_task", tk.ID, func(pgx.Tx) ([]string, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE activity SET created_at = now() - interval '31 days' WHERE entity_id = $1`, tk.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE applied_operations SET created_at = now() - interval '8 days'`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeActivity(ctx); err != nil || n != 1 {
+		t.Fatalf("purged %d activity rows (%v), want 1", n, err)
+	}
+	if _, total, _ := s.ListActivity(ctx, a.UserID, store.ActivityFilter{}, store.Page{Limit: 10}); total != 1 {
+		t.Fatalf("%d rows left", total)
+	}
+	if n, err := s.PurgeOperations(ctx); err != nil || n != 1 {
+		t.Fatalf("purged %d operations (%v)", n, err)
 	}
 }
