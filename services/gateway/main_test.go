@@ -49,6 +49,7 @@ type echo struct {
 	Rid      string `json:"request_id"`
 	Auth     string `json:"authorization"`
 	BodyLen  int    `json:"body_len"`
+	Trace    string `json:"traceparent"`
 }
 
 func newUpstream(t testing.TB, name string) *upstream {
@@ -104,6 +105,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		Upstream: u.name, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
 		XFF: r.Header.Get("X-Forwarded-For"), XFProto: r.Header.Get("X-Forwarded-Proto"),
 		Rid: r.Header.Get("X-Request-ID"), Auth: r.Header.Get("Authorization"), BodyLen: int(n),
+		Trace: r.Header.Get("Traceparent"),
 	})
 }
 
@@ -850,4 +852,22 @@ func BenchmarkProxy(b *testing.B) {
 	}
 	b.Run("direct", func(b *testing.B) { run(b, e.upstreams[UpstreamTasks].srv.URL+"/api/v1/tasks") })
 	b.Run("gateway", func(b *testing.B) { run(b, e.url+"/api/v1/tasks") })
+}
+
+func TestTraceContinuesUpstreamAndMetricsCountRoutes(t *testing.T) {
+	t.Parallel()
+	e := setup(t, nil)
+	const traceID, clientSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	got := decode[echo](t, e.do("GET", "/api/v1/tasks", nil, map[string]string{
+		"Authorization": e.bearer(), "Traceparent": "00-" + traceID + "-" + clientSpan + "-01",
+	}))
+	parts := strings.Split(got.Trace, "-")
+	if len(parts) != 4 || parts[1] != traceID || parts[2] == clientSpan {
+		t.Fatalf("upstream traceparent %q: want trace %s continued from the gateway's span", got.Trace, traceID)
+	}
+	resp := e.do("GET", "/metrics", nil, nil)
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), `http_requests_total{method="GET",route="/api/v1/tasks",service="gateway",status="200"} 1`) {
+		t.Fatalf("metrics lack the proxied route:\n%s", body)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/httprate"
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/httpx"
 	"github.com/perpetua-flow/backend/libs/logging"
 	"github.com/perpetua-flow/backend/libs/svc"
+	"github.com/perpetua-flow/backend/libs/telemetry"
 	"github.com/perpetua-flow/backend/services/gateway/internal/clientip"
 	"github.com/perpetua-flow/backend/services/gateway/internal/proxy"
 	"github.com/perpetua-flow/backend/services/gateway/internal/ratelimit"
@@ -34,6 +36,17 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		return err
 	}
 	logger := logging.New(stdout, cfg.LogLevel, Name)
+	shutdownTraces, err := telemetry.Setup(ctx, Name, cfg.OTLPEndpoint)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdownTraces(sctx); err != nil {
+			logger.Warn("flushing traces", "err", err)
+		}
+	}()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -75,6 +88,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	})
 	h, err := router.New(router.Deps{
 		Logger: logger, Proxy: px, Registry: reg, ReadyChecks: checks,
+		Metrics:      telemetry.HTTPMetrics(reg, Name),
 		CORSOrigins:  cfg.CORSOrigins,
 		Authenticate: authn.Middleware(verifier),
 		UserID: func(r *http.Request) (string, bool) {

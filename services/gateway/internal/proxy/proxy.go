@@ -19,6 +19,9 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/perpetua-flow/backend/libs/apperr"
 	"github.com/perpetua-flow/backend/libs/httpx"
 	"github.com/perpetua-flow/backend/services/gateway/internal/clientip"
@@ -128,6 +131,9 @@ func (p *Proxy) reverseProxy(name string, target *url.URL) *httputil.ReverseProx
 				}
 			}
 			pr.SetXForwarded()
+			// The upstream continues the gateway's span, not the client's: replace the
+			// traceparent the client sent with ours.
+			otel.GetTextMapPropagator().Inject(pr.Out.Context(), propagation.HeaderCarrier(pr.Out.Header))
 			if proto := pr.In.Header.Get("X-Forwarded-Proto"); trusted && (proto == "https" || proto == "http") {
 				pr.Out.Header.Set("X-Forwarded-Proto", proto)
 			}

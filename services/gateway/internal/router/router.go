@@ -54,6 +54,9 @@ type Deps struct {
 	Limits   ratelimit.Limits
 	// NewCounter makes the counter of one rate-limit class (memory or Redis).
 	NewCounter func(class string) httprate.LimitCounter
+	// Metrics records every request and starts its server span (telemetry.HTTPMetrics);
+	// nil records nothing.
+	Metrics func(http.Handler) http.Handler
 }
 
 // New is the gateway's handler.
@@ -83,7 +86,12 @@ func New(d Deps) (http.Handler, error) {
 	}
 
 	r := chi.NewRouter()
-	r.Use(httpx.Recover, httpx.RequestID(d.Logger), accessLog, httpx.SecurityHeaders)
+	if d.Metrics == nil {
+		d.Metrics = func(h http.Handler) http.Handler { return h }
+	}
+	// RequestID first (the metrics middleware adds trace ids to the logger it sets), then
+	// metrics, so that refused and panicking requests are counted too.
+	r.Use(httpx.RequestID(d.Logger), d.Metrics, httpx.Recover, accessLog, httpx.SecurityHeaders)
 	r.Use(cors.Handler(cors.Options{
 		AllowedOrigins:   d.CORSOrigins,
 		AllowedMethods:   corsMethods,
