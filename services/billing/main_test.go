@@ -330,7 +330,7 @@ func TestWebhookSignatures(t *testing.T) {
 			t.Fatalf("%s: %d %s", b.name, r.status, r.body)
 		}
 	}
-	if got := s.balance(t, token); got.Total != 0 || s.historyTotal(t, token) != 0 {
+	if got := s.balance(t, token); got.Total != 0 || s.historyTotal(t, token) != 0 || s.rows(t, "webhook_events") != 0 || s.rows(t, "payments") != 0 {
 		t.Fatalf("a refused webhook changed something: %+v", got)
 	}
 	// Signed with the old secret, then a new event with the new one: both act.
@@ -383,7 +383,7 @@ func TestScenario8Webhooks(t *testing.T) {
 	if d["tier"] != "pro" || d["status"] != "active" || d["features"].(map[string]any)["monthly_credits"].(float64) != 50 {
 		t.Fatalf("subscription: %v", d)
 	}
-	if b := s.balance(t, token); b.Subscription != 50 || s.historyTotal(t, token) != 1 {
+	if b := s.balance(t, token); b.Subscription != 50 || s.historyTotal(t, token) != 1 || s.rows(t, "webhook_events") != 1 {
 		t.Fatalf("balance %+v, %d history rows", b, s.historyTotal(t, token))
 	}
 	// One billing.subscription.activated reaches the BILLING stream.
@@ -533,6 +533,16 @@ func TestPerksAndErasure(t *testing.T) {
 	}
 	s.publish(t, del, del.ID)
 	eventually(t, "erasure", func() bool { return s.historyTotal(t, token) == 0 })
+}
+
+// rows counts a table's rows.
+func (s *service) rows(t *testing.T, table string) int {
+	t.Helper()
+	var n int
+	if err := s.db.QueryRow(context.Background(), `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func (s *service) perkStored(t *testing.T, user string) bool {
