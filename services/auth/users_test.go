@@ -10,11 +10,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/perpetua-flow/backend/libs/events"
 	"github.com/perpetua-flow/backend/libs/events/authevents"
 	"github.com/perpetua-flow/backend/libs/events/billingevents"
+	"github.com/perpetua-flow/backend/libs/natsx"
 	"github.com/perpetua-flow/backend/services/auth/internal/httpapi"
+	"github.com/perpetua-flow/backend/services/auth/internal/natsapi"
 )
 
 func TestUsersMeGetAndPatch(t *testing.T) {
@@ -197,4 +200,17 @@ func TestTierFollowsBillingEvents(t *testing.T) {
 		UserID: "0190b7a0-0000-7000-8000-000000000001", Tier: "pro", Seq: 1, OccurredAt: t0,
 	})
 	eventually(t, "unknown user's fact processed", func() bool { return b.inboxCount() == 4 })
+	// A fact no retry can fix (not a user id) goes to the dead letters at once.
+	b.publishSubscription(billingevents.TypeSubscriptionActivated, billingevents.Subscription{
+		UserID: "not-a-uuid", Tier: "pro", Seq: 1, OccurredAt: t0,
+	})
+	dead := "deadletter." + natsapi.TierConsumer + "." + billingevents.TypeSubscriptionActivated
+	eventually(t, "the bad fact dead-lettered", func() bool {
+		s, err := b.js.Stream(context.Background(), natsx.StreamDeadLetter.Name)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(context.Background(), jetstream.WithSubjectFilter(dead))
+		return err == nil && info.State.Subjects[dead] == 1
+	})
 }
