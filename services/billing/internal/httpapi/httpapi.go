@@ -59,6 +59,11 @@ func (a *API) Routes(r chi.Router) {
 	})
 }
 
+// fail writes err, a database that cannot be reached answering 503 rather than 500.
+func fail(w http.ResponseWriter, r *http.Request, err error) {
+	httpx.WriteError(w, r, store.Unavailable(err))
+}
+
 func userID(r *http.Request) (string, error) {
 	c, ok := authn.FromContext(r.Context())
 	if !ok || !store.ValidUserID(c.UserID) {
@@ -78,12 +83,12 @@ func BalanceDTO(b credit.Balance) billingrpc.Balance {
 func (a *API) balance(w http.ResponseWriter, r *http.Request) {
 	user, err := userID(r)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	b, err := a.Store.Balance(r.Context(), user, a.Clock.Now())
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	httpx.WriteData(w, http.StatusOK, BalanceDTO(b))
@@ -106,17 +111,17 @@ type ledgerEntryDTO struct {
 func (a *API) history(w http.ResponseWriter, r *http.Request) {
 	user, err := userID(r)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	page, err := httpx.ParsePage(r)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	entries, total, err := a.Store.History(r.Context(), user, page)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	out := make([]ledgerEntryDTO, 0, len(entries))
@@ -167,12 +172,12 @@ func subscriptionView(sub subscription.Subscription, found bool) subscriptionDTO
 func (a *API) subscription(w http.ResponseWriter, r *http.Request) {
 	user, err := userID(r)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	sub, found, err := a.Store.Subscription(r.Context(), user)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	httpx.WriteData(w, http.StatusOK, subscriptionView(sub, found))
@@ -181,16 +186,16 @@ func (a *API) subscription(w http.ResponseWriter, r *http.Request) {
 func (a *API) cancel(w http.ResponseWriter, r *http.Request) {
 	user, err := userID(r)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	if err := decodeOptional(r, &struct{}{}); err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	sub, err := a.Store.CancelSubscription(r.Context(), user, a.Clock.Now())
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	httpx.WriteData(w, http.StatusOK, subscriptionView(sub, true))
@@ -226,16 +231,16 @@ type purchaseDTO struct {
 func (a *API) checkout(w http.ResponseWriter, r *http.Request) {
 	user, err := userID(r)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	if err := decodeOptional(r, &struct{}{}); err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	s, err := a.Payments.Subscribe(r.Context(), user)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	httpx.WriteData(w, http.StatusOK, checkoutDTO{CheckoutURL: s.CheckoutURL, SessionID: s.SessionID})
@@ -244,26 +249,26 @@ func (a *API) checkout(w http.ResponseWriter, r *http.Request) {
 func (a *API) purchase(w http.ResponseWriter, r *http.Request) {
 	user, err := userID(r)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	var req struct {
 		Amount *int `json:"amount"`
 	}
 	if err := httpx.Decode(r, &req); err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	var v apperr.Validator
 	v.Check(req.Amount != nil, "amount", "is required")
 	v.Check(req.Amount == nil || (*req.Amount >= credit.MinPurchase && *req.Amount <= credit.MaxPurchase), "amount", "must be from 1 to 500")
 	if err := v.Err(); err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	s, err := a.Payments.BuyCredits(r.Context(), user, *req.Amount)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	httpx.WriteData(w, http.StatusOK, purchaseDTO{CheckoutURL: s.CheckoutURL, SessionID: s.SessionID, Amount: *req.Amount})

@@ -114,7 +114,7 @@ type webhookAck struct {
 func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := httpx.ReadBody(r)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	if !checkout.Verify(h.Secrets, body, r.Header.Get(checkout.SignatureHeader)) {
@@ -128,7 +128,7 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	outcome, err := h.Store.ApplyWebhook(r.Context(), ev, h.Clock.Now())
 	if err != nil {
-		httpx.WriteError(w, r, err) // 500: Checkout.com retries, and nothing was stored
+		fail(w, r, err) // 500: Checkout.com retries, and nothing was stored
 		return
 	}
 	log := httpx.LoggerFrom(r.Context())

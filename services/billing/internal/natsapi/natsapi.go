@@ -81,7 +81,7 @@ func (c *Credits) consume(ctx context.Context, req billingrpc.ConsumeRequest) (b
 	}
 	res, err := c.Store.Consume(ctx, req.UserID, req.OperationID, req.Amount, req.Reason, c.Clock.Now())
 	if err != nil {
-		return billingrpc.ConsumeResponse{}, err
+		return billingrpc.ConsumeResponse{}, store.Unavailable(err)
 	}
 	return billingrpc.ConsumeResponse{OperationID: res.OperationID, Charged: res.Charged, Balance: balanceDTO(res.Balance)}, nil
 }
@@ -97,7 +97,7 @@ func (c *Credits) refund(ctx context.Context, req billingrpc.RefundRequest) (bil
 	}
 	res, err := c.Store.Refund(ctx, req.UserID, req.OperationID, req.Reason, c.Clock.Now())
 	if err != nil {
-		return billingrpc.RefundResponse{}, err
+		return billingrpc.RefundResponse{}, store.Unavailable(err)
 	}
 	return billingrpc.RefundResponse{OperationID: res.OperationID, Refunded: res.Refunded, Balance: balanceDTO(res.Balance)}, nil
 }
@@ -108,7 +108,7 @@ func (c *Credits) balance(ctx context.Context, req billingrpc.BalanceRequest) (b
 	}
 	b, err := c.Store.Balance(ctx, req.UserID, c.Clock.Now())
 	if err != nil {
-		return billingrpc.Balance{}, err
+		return billingrpc.Balance{}, store.Unavailable(err)
 	}
 	return balanceDTO(b), nil
 }
