@@ -166,10 +166,11 @@ func (a *account) settlePayment(ctx context.Context, ev checkout.Event, status s
 	return p, false, nil
 }
 
+// paymentEvent emits billing.payment.*; Amount is the money (minor units of Currency),
+// as Checkout.com reported it.
 func (a *account) paymentEvent(typ string, p paymentRow, ev checkout.Event) error {
-	amount := p.credits
 	return a.emit(typ, billingevents.Payment{
-		UserID: a.userID, PaymentID: p.id, Kind: p.kind, Amount: amount, Currency: ev.Data.Currency, OccurredAt: a.now,
+		UserID: a.userID, PaymentID: p.id, Kind: p.kind, Amount: int(ev.Data.Amount), Currency: ev.Data.Currency, OccurredAt: a.now,
 	})
 }
 
