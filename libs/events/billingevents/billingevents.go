@@ -35,8 +35,8 @@ type Credits struct {
 type Payment struct {
 	UserID     string    `json:"user_id"`
 	PaymentID  string    `json:"payment_id"`
-	Kind       string    `json:"kind"` // subscription, credits
-	Amount     int       `json:"amount"`
+	Kind       string    `json:"kind"`   // subscription, credits
+	Amount     int       `json:"amount"` // money in minor units of Currency (999 = USD 9.99)
 	Currency   string    `json:"currency"`
 	OccurredAt time.Time `json:"occurred_at"`
 }
