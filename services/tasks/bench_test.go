@@ -33,16 +33,36 @@ func (l *latencies) report(b *testing.B) {
 }
 
 // runParallel runs fn from benchConcurrency goroutines (SetParallelism multiplies by
-// GOMAXPROCS) and reports latency percentiles and throughput.
-func runParallel(b *testing.B, fn func(b *testing.B)) {
+// GOMAXPROCS) and reports latency percentiles and throughput. fn reports a failure with
+// an error (b.Fatal may not be called from these goroutines).
+func runParallel(b *testing.B, fn func() error) {
 	b.Helper()
+	// Warm up: open the client connections and the service's database connections, so
+	// the measurement is of the steady state rather than of connection setup.
+	var wg sync.WaitGroup
+	for i := 0; i < benchConcurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 5; j++ {
+				if err := fn(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	var l latencies
 	b.SetParallelism((benchConcurrency + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			start := time.Now()
-			fn(b)
+			if err := fn(); err != nil {
+				b.Error(err)
+				return
+			}
 			l.add(time.Since(start))
 		}
 	})
@@ -58,11 +78,7 @@ func BenchmarkGetTask(b *testing.B) {
 		want(b, u.do(b, "POST", "/api/v1/tasks/"+id(tk)+"/subtasks", map[string]any{"title": "s"}), 201)
 	}
 	path := "/api/v1/tasks/" + id(tk)
-	runParallel(b, func(b *testing.B) {
-		if r := u.do(b, "GET", path, nil); r.Status != 200 {
-			b.Fatalf("status %d", r.Status)
-		}
-	})
+	runParallel(b, func() error { return expect(e.send1("GET", path, u.Token, nil))(200) })
 }
 
 func BenchmarkListTasks(b *testing.B) {
@@ -71,11 +87,7 @@ func BenchmarkListTasks(b *testing.B) {
 	for i := 0; i < 100; i++ {
 		u.createTask(b, map[string]any{"title": fmt.Sprintf("bench %d", i)})
 	}
-	runParallel(b, func(b *testing.B) {
-		if r := u.do(b, "GET", "/api/v1/tasks?limit=25", nil); r.Status != 200 {
-			b.Fatalf("status %d", r.Status)
-		}
-	})
+	runParallel(b, func() error { return expect(e.send1("GET", "/api/v1/tasks?limit=25", u.Token, nil))(200) })
 }
 
 func BenchmarkCreateTask(b *testing.B) {
@@ -86,13 +98,24 @@ func BenchmarkCreateTask(b *testing.B) {
 	}
 	var mu sync.Mutex
 	next := 0
-	runParallel(b, func(b *testing.B) {
+	runParallel(b, func() error {
 		mu.Lock()
 		u := users[next%len(users)]
 		next++
 		mu.Unlock()
-		if r := u.do(b, "POST", "/api/v1/tasks", map[string]any{"title": "bench"}); r.Status != 201 {
-			b.Fatalf("status %d: %s", r.Status, r.Body)
-		}
+		return expect(e.send1("POST", "/api/v1/tasks", u.Token, `{"title":"bench"}`))(201)
 	})
+}
+
+// expect turns a response into an error unless it has the status.
+func expect(r response, err error) func(status int) error {
+	return func(status int) error {
+		if err != nil {
+			return err
+		}
+		if r.Status != status {
+			return fmt.Errorf("status %d, want %d: %s", r.Status, status, r.Body)
+		}
+		return nil
+	}
 }

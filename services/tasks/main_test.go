@@ -187,6 +187,16 @@ func (u *user) do(t testing.TB, method, path string, body any, headers ...string
 
 func (e *env) raw(t testing.TB, method, path, token string, body any, headers ...string) response {
 	t.Helper()
+	r, err := e.send1(method, path, token, body, headers...)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// send1 is one request; it reports failures instead of failing the test, so benchmark
+// goroutines can use it.
+func (e *env) send1(method, path, token string, body any, headers ...string) (response, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -197,13 +207,13 @@ func (e *env) raw(t testing.TB, method, path, token string, body any, headers ..
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
-			t.Fatal(err)
+			return response{}, err
 		}
 		rd = bytes.NewReader(j)
 	}
 	req, err := http.NewRequest(method, e.URL+path, rd)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -216,14 +226,14 @@ func (e *env) raw(t testing.TB, method, path, token string, body any, headers ..
 	}
 	res, err := e.client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return response{}, err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
-	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+	return response{Status: res.StatusCode, Header: res.Header, Body: b}, nil
 }
 
 // want fails unless r has status.
