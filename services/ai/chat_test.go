@@ -447,3 +447,37 @@ func TestAStreamThatFailedMidAnswerIsNotReplayed(t *testing.T) {
 		t.Fatalf("final %+v", ev)
 	}
 }
+
+func TestConcurrentRetriesWithOneKeyChargeOnce(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u := e.user(t, "free", 5)
+	key := uuid.NewString()
+	const n = 10
+	statuses := make(chan int, n)
+	for i := 0; i < n; i++ {
+		hr := e.request(t, u, req{path: "/ai/chat", key: key, body: map[string]any{"message": "hi"}})
+		go func() {
+			resp, err := http.DefaultClient.Do(hr)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	ok := 0
+	for i := 0; i < n; i++ {
+		switch s := <-statuses; s {
+		case http.StatusOK:
+			ok++
+		case http.StatusConflict: // IDEMPOTENCY_IN_PROGRESS while the first one runs
+		default:
+			t.Fatalf("status %d", s)
+		}
+	}
+	if ok == 0 || e.openai.Calls() != 1 || e.billing.Balance(u.id) != 4 {
+		t.Fatalf("%d answered, provider calls %d, balance %d", ok, e.openai.Calls(), e.billing.Balance(u.id))
+	}
+}

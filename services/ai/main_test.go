@@ -160,6 +160,16 @@ type req struct {
 
 func (e *env) do(t *testing.T, u user, r req) *http.Response {
 	t.Helper()
+	resp, err := http.DefaultClient.Do(e.request(t, u, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// request builds the HTTP request of r for u.
+func (e *env) request(t *testing.T, u user, r req) *http.Request {
+	t.Helper()
 	var body io.Reader
 	if r.body != nil {
 		b, err := json.Marshal(r.body)
@@ -188,11 +198,7 @@ func (e *env) do(t *testing.T, u user, r req) *http.Response {
 	for k, v := range r.headers {
 		hr.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp
+	return hr
 }
 
 // result is a decoded JSON answer.
