@@ -8,6 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,6 +36,9 @@ func startPostgres(ctx context.Context, dir string, out io.Writer) (*pgcluster.C
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	if err := stopLeftover(filepath.Join(dir, "data"), out); err != nil {
 		return nil, "", err
 	}
 	fmt.Fprintf(out, "[stack] starting PostgreSQL under %s\n", dir)
@@ -94,6 +100,33 @@ func ensureDatabase(ctx context.Context, adminURL, db string) error {
 	}
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
 		return fmt.Errorf("postgres: create database %s: %w", db, err)
+	}
+	return nil
+}
+
+// stopLeftover stops a server an earlier run left behind (the stack was killed before it
+// could stop it): it holds the data directory, and the new one could not start. The
+// postmaster's pid is the first line of postmaster.pid; SIGINT is its fast shutdown.
+func stopLeftover(dataDir string, out io.Writer) error {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return nil // not running (or never initialised)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return nil // a stale file; pg_ctl start copes with it
+	}
+	fmt.Fprintf(out, "[stack] a PostgreSQL left by an earlier run is still up (pid %d); stopping it\n", pid)
+	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
+		return fmt.Errorf("postgres: stop the server left by an earlier run (pid %d): %w", pid, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgres: the server left by an earlier run (pid %d) did not stop within 30s", pid)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	return nil
 }

@@ -112,9 +112,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	if !o.SkipBuild {
 		say("building %s into %s", strings.Join(present, ", "), binDir)
+		began := time.Now()
 		if err := build(ctx, o.Root, binDir, present, out); err != nil {
 			return err
 		}
+		say("built in %s", time.Since(began).Round(100*time.Millisecond))
 	}
 
 	if w.NATSURL = getenv("NATS_URL"); w.NATSURL == "" {
@@ -186,6 +188,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		return p, nil
 	}
 
+	startedAt := time.Now()
 	var backends []*proc
 	for _, name := range Backends {
 		if !contains(present, name) {
@@ -216,6 +219,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	say("every service ready %s after start", time.Since(startedAt).Round(100*time.Millisecond))
 	fmt.Fprint(out, Summary(w, dataDir))
 	if o.Ready != nil {
 		o.Ready(w)
