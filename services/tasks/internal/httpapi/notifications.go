@@ -92,6 +92,11 @@ func (a *API) streamNotifications(w http.ResponseWriter, r *http.Request) {
 	}
 	live, cancel := a.hub.Subscribe(userID)
 	defer cancel()
+	// The server's ReadTimeout would otherwise end the stream: its deadline stays on the
+	// connection, and the expired background read cancels the request's context.
+	if err := http.NewResponseController(w).SetReadDeadline(time.Time{}); err != nil {
+		httpx.LoggerFrom(ctx).DebugContext(ctx, "sse: cannot clear the read deadline", "err", err)
+	}
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
