@@ -668,3 +668,18 @@ func TestCheckoutClient(t *testing.T) {
 		t.Fatalf("balance: %+v", b)
 	}
 }
+
+func TestCancelWithoutSubscription(t *testing.T) {
+	t.Parallel()
+	s := setup(t, nil)
+	token := s.issuer.Token(t, "", "free")
+	if r := s.do(t, http.MethodPost, "/api/v1/subscription/cancel", token, nil, nil); r.status != http.StatusNotFound || r.code(t) != "NOT_FOUND" {
+		t.Fatalf("cancel without a subscription: %d %s", r.status, r.body)
+	}
+	if r := s.do(t, http.MethodPost, "/api/v1/subscription/cancel", token, []byte(`{"now": true}`), nil); r.status != http.StatusBadRequest {
+		t.Fatalf("cancel with an unknown field: %d %s", r.status, r.body)
+	}
+	if r := s.do(t, http.MethodPost, "/api/v1/credits/purchase", token, []byte(`{"amount": 5}`), map[string]string{"Content-Type": "text/plain"}); r.status != http.StatusUnsupportedMediaType {
+		t.Fatalf("purchase as text/plain: %d %s", r.status, r.body)
+	}
+}

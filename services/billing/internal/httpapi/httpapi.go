@@ -222,12 +222,6 @@ type checkoutDTO struct {
 	SessionID   string `json:"session_id"`
 }
 
-type purchaseDTO struct {
-	CheckoutURL string `json:"checkout_url"`
-	SessionID   string `json:"session_id"`
-	Amount      int    `json:"amount"`
-}
-
 func (a *API) checkout(w http.ResponseWriter, r *http.Request) {
 	user, err := userID(r)
 	if err != nil {
@@ -271,5 +265,5 @@ func (a *API) purchase(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	httpx.WriteData(w, http.StatusOK, purchaseDTO{CheckoutURL: s.CheckoutURL, SessionID: s.SessionID, Amount: *req.Amount})
+	httpx.WriteData(w, http.StatusOK, checkoutDTO{CheckoutURL: s.CheckoutURL, SessionID: s.SessionID})
 }

@@ -213,7 +213,7 @@ func (a *account) subscriptionCredits(ctx context.Context, sub subscription.Subs
 }
 
 // CancelSubscription cancels at period end; Pro stays until then. Cancelling again
-// answers the same; no live subscription is CONFLICT.
+// answers the same; without a live subscription there is nothing to cancel: NOT_FOUND.
 func (s *Store) CancelSubscription(ctx context.Context, userID string, now time.Time) (subscription.Subscription, error) {
 	var out subscription.Subscription
 	err := s.withAccount(ctx, userID, now, func(a *account) error {
@@ -222,7 +222,7 @@ func (s *Store) CancelSubscription(ctx context.Context, userID string, now time.
 			return err
 		}
 		if !found || !sub.Live() {
-			return apperr.New(apperr.Conflict, "there is no active subscription to cancel")
+			return apperr.New(apperr.NotFound, "there is no active subscription to cancel")
 		}
 		if sub.Cancel() {
 			if err := saveSubscription(ctx, a.tx, sub, now); err != nil {

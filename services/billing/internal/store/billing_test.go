@@ -170,7 +170,7 @@ func TestSubscriptionLifecycle(t *testing.T) {
 	if n, err := f.store.ExpireSubscriptions(f.ctx, f.clock.Now(), 100); err != nil || n != 1 {
 		t.Fatalf("expire cancelled: %d %v", n, err)
 	}
-	if _, err := f.store.CancelSubscription(f.ctx, user, f.clock.Now()); apperr.CodeOf(err) != apperr.Conflict {
+	if _, err := f.store.CancelSubscription(f.ctx, user, f.clock.Now()); apperr.CodeOf(err) != apperr.NotFound {
 		t.Fatalf("cancel without a subscription: %v", err)
 	}
 }
