@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/perpetua-flow/backend/e2e/fakes"
 	"github.com/perpetua-flow/backend/e2e/stack"
 )
 
@@ -31,7 +32,10 @@ type task struct {
 // one stack (five services take seconds to start); each scenario signs in users of its own.
 func TestScenarios(t *testing.T) {
 	t.Parallel()
-	s := stack.Start(t, stack.Options{})
+	google := fakes.NewGoogle(t)
+	s := stack.Start(t, stack.Options{ServiceEnv: map[string]map[string]string{
+		"auth": {"GOOGLE_JWKS_URL": google.JWKSURL, "GOOGLE_CLIENT_IDS": fakes.GoogleClientID},
+	}})
 	// Runs after every scenario (parallel subtests finish first), before the stack stops.
 	t.Cleanup(func() { checkEvents(t, s) })
 	for name, f := range map[string]func(*testing.T, *stack.Stack){
