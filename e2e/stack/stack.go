@@ -38,6 +38,12 @@ type Options struct {
 	Env map[string]string
 	// ServiceEnv is added to one service's environment.
 	ServiceEnv map[string]map[string]string
+	// DatabaseURL is an existing, empty database the services use (each migrates its own
+	// schema into it). Start makes a fresh pgtest database when it is empty; New needs it.
+	DatabaseURL string
+	// Dir holds the logs, the NATS store and the signing key. Empty: a temporary
+	// directory (the test's for Start; one that Close removes for New).
+	Dir string
 }
 
 // Stack is a running system.
@@ -48,9 +54,10 @@ type Stack struct {
 	DatabaseURL string
 	KeyFile     string
 
-	t       testing.TB
+	t       testing.TB // nil for a stack made by New
 	binDir  string
 	logDir  string
+	tempDir string // removed by Close (New only)
 	mu      sync.Mutex
 	procs   map[string]*exec.Cmd
 	envs    map[string][]string
@@ -112,27 +119,94 @@ func repoRoot() (string, error) {
 // gateway is ready. Everything stops at the end of the test.
 func Start(t testing.TB, o Options) *Stack {
 	t.Helper()
+	if o.DatabaseURL == "" {
+		o.DatabaseURL = pgtest.NewDatabase(t, "e2e", func(context.Context, string) error { return nil })
+	}
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	s, err := launch(o)
+	if s != nil {
+		s.t = t
+		t.Cleanup(s.stopAll)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// New is Start for programs that are not tests (the benchmark command): o.DatabaseURL is
+// required, errors are returned, and the caller stops everything with Close. A stack from
+// New answers the error-returning methods (AwaitReady, Launch, StartNATSErr, Pid); the
+// methods that fail a test (WaitReady, Restart, StartNATS, SignIn) need a stack from Start.
+func New(o Options) (*Stack, error) {
+	if o.DatabaseURL == "" {
+		return nil, errors.New("stack: New needs Options.DatabaseURL")
+	}
+	var tempDir string
+	if o.Dir == "" {
+		var err error
+		if tempDir, err = os.MkdirTemp("", "perpetua-stack-"); err != nil {
+			return nil, err
+		}
+		o.Dir = tempDir
+	}
+	s, err := launch(o)
+	if s != nil {
+		s.tempDir = tempDir
+	}
+	if err != nil {
+		if s != nil {
+			_ = s.Close()
+		} else if tempDir != "" {
+			_ = os.RemoveAll(tempDir)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close stops the services (gateway first) and the broker, and removes the temporary
+// directory New made. For a stack from Start the test's cleanup does this.
+func (s *Stack) Close() error {
+	s.stopAll()
+	if s.tempDir != "" {
+		return os.RemoveAll(s.tempDir)
+	}
+	return nil
+}
+
+// launch starts everything; on error the returned stack (when not nil) holds what was
+// started, for the caller to stop.
+func launch(o Options) (*Stack, error) {
 	bin, err := binaries()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	s := &Stack{t: t, binDir: bin, logDir: t.TempDir(), procs: map[string]*exec.Cmd{}, envs: map[string][]string{}, URLs: map[string]string{}}
-	s.natsDir = t.TempDir()
+	s := &Stack{binDir: bin, procs: map[string]*exec.Cmd{}, envs: map[string][]string{}, URLs: map[string]string{}}
+	s.logDir = filepath.Join(o.Dir, "logs")
+	s.natsDir = filepath.Join(o.Dir, "nats")
+	for _, d := range []string{s.logDir, s.natsDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
 	s.nats, err = natsembed.Start(natsembed.Options{StoreDir: s.natsDir})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	s.NATSURL = s.nats.ClientURL()
-	s.DatabaseURL = pgtest.NewDatabase(t, "e2e", func(context.Context, string) error { return nil })
-	s.KeyFile = filepath.Join(t.TempDir(), "signing.pem")
+	s.DatabaseURL = o.DatabaseURL
+	s.KeyFile = filepath.Join(o.Dir, "signing.pem")
 	if err := authn.GenerateKeyFile(s.KeyFile); err != nil {
-		t.Fatal(err)
+		return s, err
 	}
 	ports := map[string]int{}
 	for _, name := range Services {
 		p, err := freePort()
 		if err != nil {
-			t.Fatal(err)
+			return s, err
 		}
 		ports[name] = p
 		s.URLs[name] = fmt.Sprintf("http://127.0.0.1:%d", p)
@@ -163,17 +237,21 @@ func Start(t testing.TB, o Options) *Stack {
 		}
 		s.envs[name] = environ(env)
 	}
-	t.Cleanup(s.stopAll)
 	// The four domain services migrate their own schemas at start; start them together.
 	for _, name := range Services[:4] {
-		s.start(name)
+		if err := s.startProcess(name); err != nil {
+			return s, err
+		}
 	}
 	for _, name := range Services[:4] {
-		s.WaitReady(name, 90*time.Second)
+		if err := s.AwaitReady(name, 90*time.Second); err != nil {
+			return s, err
+		}
 	}
-	s.start("gateway")
-	s.WaitReady("gateway", 30*time.Second)
-	return s
+	if err := s.Launch("gateway"); err != nil {
+		return s, err
+	}
+	return s, nil
 }
 
 func environ(m map[string]string) []string {
@@ -190,28 +268,37 @@ func environ(m map[string]string) []string {
 	return env
 }
 
-func (s *Stack) start(name string) {
-	s.t.Helper()
+func (s *Stack) startProcess(name string) error {
 	logf, err := os.OpenFile(filepath.Join(s.logDir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		s.t.Fatal(err)
+		return err
 	}
 	cmd := exec.Command(filepath.Join(s.binDir, name))
 	cmd.Env = s.envs[name]
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start %s: %v", name, err)
+		logf.Close()
+		return fmt.Errorf("start %s: %w", name, err)
 	}
 	s.mu.Lock()
 	s.procs[name] = cmd
 	s.mu.Unlock()
 	go func() { _ = cmd.Wait(); logf.Close() }()
+	return nil
 }
 
 // WaitReady polls the service's /health/ready until it answers 200.
 func (s *Stack) WaitReady(name string, timeout time.Duration) {
 	s.t.Helper()
+	if err := s.AwaitReady(name, timeout); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// AwaitReady polls the service's /health/ready until it answers 200, and fails early when
+// the process exits.
+func (s *Stack) AwaitReady(name string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: time.Second}
 	for time.Now().Before(deadline) {
@@ -219,7 +306,7 @@ func (s *Stack) WaitReady(name string, timeout time.Duration) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		s.mu.Lock()
@@ -230,8 +317,29 @@ func (s *Stack) WaitReady(name string, timeout time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.t.Fatalf("%s not ready within %v; its log ends:\n%s", name, timeout, s.LogTail(name, 40))
+	return fmt.Errorf("%s not ready within %v; its log ends:\n%s", name, timeout, s.LogTail(name, 40))
 }
+
+// Launch starts a stopped or killed service again and waits until it is ready.
+func (s *Stack) Launch(name string) error {
+	if err := s.startProcess(name); err != nil {
+		return err
+	}
+	return s.AwaitReady(name, 60*time.Second)
+}
+
+// Pid is the process id of a running service, or 0.
+func (s *Stack) Pid(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cmd := s.procs[name]; cmd != nil && cmd.Process != nil {
+		return cmd.Process.Pid
+	}
+	return 0
+}
+
+// LogPath is the file a service writes its log to.
+func (s *Stack) LogPath(name string) string { return filepath.Join(s.logDir, name+".log") }
 
 // Kill stops a service with SIGKILL, as a crash would.
 func (s *Stack) Kill(name string) {
@@ -246,8 +354,9 @@ func (s *Stack) Stop(name string) {
 // Restart starts a stopped or killed service again and waits until it is ready.
 func (s *Stack) Restart(name string) {
 	s.t.Helper()
-	s.start(name)
-	s.WaitReady(name, 60*time.Second)
+	if err := s.Launch(name); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // StopNATS shuts the broker down; StartNATS brings it back on the same port and store.
@@ -259,6 +368,13 @@ func (s *Stack) StopNATS() {
 // StartNATS restarts the broker after StopNATS, on the same address and store.
 func (s *Stack) StartNATS() {
 	s.t.Helper()
+	if err := s.StartNATSErr(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// StartNATSErr is StartNATS returning its error.
+func (s *Stack) StartNATSErr() error {
 	host, port, _ := net.SplitHostPort(strings.TrimPrefix(s.NATSURL, "nats://"))
 	var p int
 	fmt.Sscan(port, &p)
@@ -271,9 +387,7 @@ func (s *Stack) StartNATS() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	return err
 }
 
 func (s *Stack) signal(name string, sig syscall.Signal, wait time.Duration) {
@@ -296,7 +410,7 @@ func (s *Stack) signal(name string, sig syscall.Signal, wait time.Duration) {
 }
 
 func (s *Stack) stopAll() {
-	if s.t.Failed() {
+	if s.t != nil && s.t.Failed() {
 		for _, name := range Services {
 			s.t.Logf("--- %s log (tail) ---\n%s", name, s.LogTail(name, 30))
 		}
@@ -307,6 +421,7 @@ func (s *Stack) stopAll() {
 	if s.nats != nil {
 		s.nats.Shutdown()
 		s.nats.WaitForShutdown()
+		s.nats = nil
 	}
 }
 
