@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -431,6 +432,18 @@ func TestUnknownPathsAre404Envelopes(t *testing.T) {
 	e := setup(t, nil)
 	for _, p := range []string{"/", "/nope", "/api/v1/unknown", "/api/v2/tasks", "/api/v1/webhooks/other"} {
 		wantError(t, e.do("GET", p, nil, map[string]string{"Authorization": e.bearer()}), 404, "NOT_FOUND")
+	}
+	// Paths an upstream could read differently from the gateway never leave it, signed in
+	// or not (the client would clean "..", so these are sent raw).
+	for _, p := range []string{
+		"/api/v1/calendar.ics/../tasks", "/api/v1/tasks/../calendar.ics", "/api/v1/webhooks/checkout/..",
+		"/api/v1//tasks", "/api/v1/tasks/./x", "/api/v1/tasks%2F..%2Fusers/me", "/api/v1/tasks/x%5C..",
+	} {
+		for _, auth := range []string{"", e.bearer()} {
+			if code := rawStatus(t, e.url, p, auth); code != 404 {
+				t.Errorf("%s (token %v): %d, want 404", p, auth != "", code)
+			}
+		}
 	}
 }
 
@@ -870,4 +883,27 @@ func TestTraceContinuesUpstreamAndMetricsCountRoutes(t *testing.T) {
 	if !strings.Contains(string(body), `http_requests_total{method="GET",route="/api/v1/tasks",service="gateway",status="200"} 1`) {
 		t.Fatalf("metrics lack the proxied route:\n%s", body)
 	}
+}
+
+// rawStatus sends GET path exactly as written (no client-side cleaning) and returns the status.
+func rawStatus(t *testing.T, base, path, auth string) int {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := "GET " + path + " HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n"
+	if auth != "" {
+		req += "Authorization: " + auth + "\r\n"
+	}
+	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode
 }

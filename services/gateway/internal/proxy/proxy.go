@@ -95,19 +95,19 @@ func New(cfg Config) (*Proxy, error) {
 
 // Handler forwards to upstream. A stream route (SSE) has no total timeout: it lasts as
 // long as the client stays.
-func (p *Proxy) Handler(upstream string, stream bool) http.Handler {
+func (p *Proxy) Handler(upstream string, stream bool) (http.Handler, error) {
 	rp, ok := p.proxies[upstream]
 	if !ok {
-		panic("proxy: unknown upstream " + upstream) // a wiring mistake, caught by the routing test
+		return nil, fmt.Errorf("proxy: no URL for upstream %q", upstream)
 	}
 	if stream {
-		return rp
+		return rp, nil
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), p.cfg.Timeout)
 		defer cancel()
 		rp.ServeHTTP(w, r.WithContext(ctx))
-	})
+	}), nil
 }
 
 // gatewayOwned are response headers the gateway sets itself; an upstream's copy would be

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -100,7 +101,7 @@ func New(d Deps) (http.Handler, error) {
 		AllowCredentials: false, // bearer tokens, no cookies
 		MaxAge:           int(CORSMaxAge / time.Second),
 	}))
-	r.Use(httpx.LimitBody)
+	r.Use(httpx.LimitBody, canonicalPath)
 	r.NotFound(httpx.NotFoundHandler)
 	r.MethodNotAllowed(httpx.MethodNotAllowedHandler)
 
@@ -110,7 +111,10 @@ func New(d Deps) (http.Handler, error) {
 	r.Get(openapi.AssetsPrefix+"{file}", openapi.Assets().ServeHTTP)
 
 	for _, rt := range Routes {
-		h := d.Proxy.Handler(rt.Upstream, rt.Stream)
+		h, err := d.Proxy.Handler(rt.Upstream, rt.Stream)
+		if err != nil {
+			return nil, fmt.Errorf("router: %s: %w", rt.Pattern, err)
+		}
 		// Innermost first: the limit of a user's class needs the verified sub, so it runs
 		// after Authenticate; the auth class is per IP and runs before it, so a flood of
 		// bad tokens at /auth/* still spends its budget.
@@ -127,6 +131,22 @@ func New(d Deps) (http.Handler, error) {
 		r.Handle(rt.Pattern, h)
 	}
 	return r, nil
+}
+
+// canonicalPath refuses paths with dot segments, empty segments or encoded slashes. No
+// route of the API has them, and the path that picked a route is the path forwarded: a
+// path the upstream might read differently (/public/../private) must not get that far.
+func canonicalPath(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		raw := strings.ToLower(r.URL.RawPath)
+		if strings.Contains(p, "//") || strings.Contains(p+"/", "/./") || strings.Contains(p+"/", "/../") ||
+			strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") || strings.Contains(p, "\\") {
+			httpx.NotFoundHandler(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // accessLog writes one line per request (method, path, status, duration) with the request
