@@ -345,6 +345,18 @@ func TestServiceRunsAndAnswersHealth(t *testing.T) {
 	}
 	// Without a token the API refuses before anything else.
 	e.call(t, user{}, req{path: "/ai/chat", body: map[string]any{"message": "hi"}}).expect(t, 401, "UNAUTHORIZED")
+	u := e.user(t, "free", 1)
+	e.call(t, u, req{path: "/ai/nothing-here", body: map[string]any{}}).expect(t, 404, "NOT_FOUND")
+	hr := e.request(t, u, req{path: "/ai/chat"})
+	hr.Method = http.MethodGet
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("X-Request-ID") == "" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("GET /ai/chat: %d %v", resp.StatusCode, resp.Header)
+	}
 }
 
 func TestConfigDefaults(t *testing.T) {

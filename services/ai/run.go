@@ -108,7 +108,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		Model:           model,
 		ModelName:       cfg.OpenAIModel,
 		Transcriber:     transcriber,
-		TranscriberName: "deepgram:" + cfg.DeepgramModel,
+		TranscriberName: cfg.DeepgramModel,
 		Credits:         billing,
 		Tasks:           natsapi.Tasks{NC: rt.NC},
 		Store:           st,

@@ -161,3 +161,25 @@ func TestUserDeletionErasesTheUsersRows(t *testing.T) {
 	e.publish(t, ev)
 	eventually(t, "the user's rows to be erased", func() bool { return count() == 0 })
 }
+
+func TestVoiceNoteWithABadURLFailsWithoutACharge(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u := e.user(t, "pro", 50)
+	note := uuid.NewString()
+	ev, err := events.New(tasksevents.Source, tasksevents.TypeNoteVoiceCreated, u.id, tasksevents.NoteVoiceCreated{
+		NoteID: note, UserID: u.id, VoiceURL: "http://insecure.example/a.m4a", DurationSeconds: 30, CreatedAt: time.Now().UTC(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish(t, ev)
+	var data aievents.Transcription
+	if err := e.nextEvent(t, aievents.TypeTranscriptionFailed).Decode(&data); err != nil || data.NoteID != note ||
+		data.Reason != "invalid voice note: audio_url must be an absolute https URL" {
+		t.Fatalf("event data %+v err %v", data, err)
+	}
+	if e.billing.Consumes() != 0 || e.deepgram.Calls() != 0 {
+		t.Fatal("a bad voice note was charged or sent to Deepgram")
+	}
+}

@@ -545,7 +545,7 @@ func (s *Service) TranscribeVoiceNote(ctx context.Context, n VoiceNote) error {
 	}
 	in := TranscribeInput{AudioURL: n.VoiceURL, DurationSeconds: n.DurationSeconds}
 	if err := in.Validate(); err != nil {
-		return fail("invalid voice note: "+err.Error(), "invalid_input")
+		return fail("invalid voice note: "+describe(err), "invalid_input")
 	}
 	if s.cfg.Transcriber == nil {
 		return fail("transcription is not configured: set "+s.cfg.MissingSpeechKey, OutcomeProviderError)
@@ -574,6 +574,22 @@ func (s *Service) TranscribeVoiceNote(ctx context.Context, n VoiceNote) error {
 	result.OK, result.Text, result.Language, result.Confidence = true, tr.Text, tr.Language, tr.Confidence
 	entry.Outcome, entry.Credits = OutcomeOK, cost
 	return s.finish(ctx, entry, result)
+}
+
+// describe is a client-safe one-line account of a validation error.
+func describe(err error) string {
+	e, ok := apperr.As(err)
+	if !ok {
+		return "invalid input"
+	}
+	parts := make([]string, 0, len(e.Details))
+	for _, d := range e.Details {
+		parts = append(parts, d.Field+" "+d.Message)
+	}
+	if len(parts) == 0 {
+		return e.Message
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (s *Service) finish(ctx context.Context, entry RequestLog, r VoiceNoteResult) error {
