@@ -249,7 +249,9 @@ func TestSameOperationConcurrently(t *testing.T) {
 func TestLedgerProperty(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	rng := rand.New(rand.NewPCG(7, uint64(time.Now().UnixNano())))
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed) // to replay a failing sequence
+	rng := rand.New(rand.NewPCG(7, seed))
 	for seq := range 8 {
 		user := newUser()
 		f.clock.Set(start)
