@@ -205,7 +205,7 @@ func fakeBinDir(t *testing.T, services ...string) string {
 
 // runStack starts Run with fake services and returns the wiring once ready, and a stop
 // function returning Run's error and output.
-func runStack(t *testing.T, binDir string, environ []string) (Wiring, func() (error, string)) {
+func runStack(t *testing.T, binDir string, environ []string) (Wiring, func() (string, error)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
@@ -220,7 +220,7 @@ func runStack(t *testing.T, binDir string, environ []string) (Wiring, func() (er
 	}()
 	select {
 	case w := <-ready:
-		return w, func() (error, string) { cancel(); return <-done, out.String() }
+		return w, func() (string, error) { cancel(); err := <-done; return out.String(), err }
 	case err := <-done:
 		cancel()
 		t.Fatalf("stack did not come up: %v\n%s", err, out.String())
@@ -292,7 +292,7 @@ func TestRunStartsEveryServiceAndStopsCleanly(t *testing.T) {
 		t.Fatalf("NATS store: %v", err)
 	}
 
-	err, out := stop()
+	out, err := stop()
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out)
 	}
