@@ -272,6 +272,8 @@ func TestPatchSemantics(t *testing.T) {
 	wantError(t, u.do(t, "PATCH", path, `{"title": 5}`), 400, "VALIDATION_ERROR", "title")
 	wantError(t, u.do(t, "PATCH", path, `{"title": "x"`), 400, "VALIDATION_ERROR", "body")
 	wantError(t, u.do(t, "PATCH", path, map[string]any{"description": strings.Repeat("x", 1001)}), 400, "VALIDATION_ERROR", "description")
+	// Completed, reopened, completed again: two completions, two events.
+	e.waitEvents(t, "tasks.task.completed", u.ID, 2)
 	pro := e.user(t, "pro")
 	ptk := pro.createTask(t, map[string]any{"title": "pro", "description": strings.Repeat("x", 2000)})
 	if len(ptk["description"].(string)) != 2000 {
