@@ -23,7 +23,7 @@ const (
 	MaxMessageChars   = 2000
 	MinTaskLimit      = 1
 	MaxTaskLimit      = 50
-	DefaultTaskLimit  = 20
+	DefaultTaskLimit  = 10
 	MaxAudioSeconds   = 300
 	MaxAudioURLChars  = 2048
 	MaxSuggested      = 5
