@@ -62,6 +62,15 @@ func (e *env) eventsOf(t testing.TB, subject string) []events.Event {
 // more arrive within the poll).
 func (e *env) waitEvents(t testing.TB, subject, subjectUser string, n int) []events.Event {
 	t.Helper()
+	// Every change the test made is committed; once the relay has published the whole
+	// outbox, the stream holds every event there will be, so "exactly n" is meaningful.
+	eventually(t, "outbox drained", func() bool {
+		var pending int
+		if err := e.Pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		return pending == 0
+	})
 	var got []events.Event
 	eventually(t, fmt.Sprintf("%d %s events", n, subject), func() bool {
 		got = nil
