@@ -35,7 +35,8 @@ const promptTextLimit = 300
 
 // ChatSystemPrompt tells the model who it is and which tasks it may act on. Task text is
 // quoted data, not instructions, so the model is told to treat it that way.
-func ChatSystemPrompt(tasks []Task, now time.Time) string {
+// focusID, when set, is the task the conversation is about (X-Task-Id).
+func ChatSystemPrompt(tasks []Task, focusID string, now time.Time) string {
 	var b strings.Builder
 	b.WriteString("You are Perpetua, the assistant of a task manager. Answer briefly and concretely. ")
 	b.WriteString("You may suggest actions with the tools you are given; the user confirms them, ")
@@ -49,6 +50,9 @@ func ChatSystemPrompt(tasks []Task, now time.Time) string {
 	b.WriteString("The user's tasks:\n")
 	for _, t := range tasks {
 		writeTask(&b, t)
+	}
+	if focusID != "" {
+		fmt.Fprintf(&b, "This conversation is about the task with id=%s.\n", focusID)
 	}
 	return b.String()
 }

@@ -289,7 +289,7 @@ func (s *Service) prepare(ctx context.Context, c Caller, in ChatInput) (chatPlan
 			}
 		}
 	}
-	p := ChatPrompt{System: ChatSystemPrompt(tasks, s.cfg.Clock.Now()), User: in.Message}
+	p := ChatPrompt{System: ChatSystemPrompt(tasks, in.TaskID, s.cfg.Clock.Now()), User: in.Message}
 	if len(tasks) > 0 {
 		p.Tools = Tools(c.Tier)
 	}
