@@ -1,8 +1,11 @@
 package apperr_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"testing"
 
@@ -60,5 +63,32 @@ func TestErrorsIsAndAsThroughWrapping(t *testing.T) {
 	e, _ := apperr.As(v.Err())
 	if e.Code != apperr.Validation || len(e.Details) != 2 {
 		t.Fatalf("validator error = %+v", e)
+	}
+}
+
+type fakePgError struct{ code string }
+
+func (e fakePgError) Error() string    { return "pg: " + e.code }
+func (e fakePgError) SQLState() string { return e.code }
+
+func TestUnavailableClassifiesDependencyFailures(t *testing.T) {
+	t.Parallel()
+	down := []error{
+		&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")},
+		fmt.Errorf("query: %w", io.ErrUnexpectedEOF),
+		fakePgError{"57P01"},
+		fakePgError{"08006"},
+		errors.New("failed to connect to `host=127.0.0.1`: dial error"),
+	}
+	for _, err := range down {
+		if apperr.CodeOf(apperr.Unavailable(err)) != apperr.ServiceUnavailable {
+			t.Errorf("%v: want SERVICE_UNAVAILABLE", err)
+		}
+	}
+	notDown := []error{fakePgError{"23505"}, errors.New("boom"), apperr.New(apperr.NotFound, "x"), context.Canceled}
+	for _, err := range notDown {
+		if apperr.CodeOf(apperr.Unavailable(err)) == apperr.ServiceUnavailable {
+			t.Errorf("%v: must not be SERVICE_UNAVAILABLE", err)
+		}
 	}
 }

@@ -53,7 +53,7 @@ func WriteData(w http.ResponseWriter, status int, v any) {
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	ctx := r.Context()
 	rid := RequestIDFrom(ctx)
-	e, ok := apperr.As(err)
+	e, ok := apperr.As(apperr.Unavailable(err))
 	if !ok || !e.Code.Known() {
 		LoggerFrom(ctx).ErrorContext(ctx, "request failed", "err", err, "request_id", rid, "method", r.Method, "path", r.URL.Path)
 		e = apperr.New(apperr.Internal, "internal error")

@@ -244,6 +244,9 @@ func (s *Service) replyError(ctx context.Context, logger *slog.Logger, msg *nats
 		// given up already, and to it this is the same as no answer.
 		e, ok = apperr.Wrap(err, apperr.ServiceUnavailable, msg.Subject+" ran out of time"), true
 	}
+	if !ok {
+		e, ok = apperr.As(apperr.Unavailable(err))
+	}
 	switch {
 	case !ok || !e.Code.Known():
 		logger.ErrorContext(ctx, "rpc request failed", "err", err)
