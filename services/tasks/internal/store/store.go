@@ -68,11 +68,9 @@ func ValidID(s string) bool {
 func notFound(what string) error { return apperr.New(apperr.NotFound, what+" not found") }
 
 // unlockedAchievements is the user's unlocked achievement ids, whose perks raise limits.
-// Achievements arrive with issue 6; until then nothing is unlocked.
-func (s *Store) unlockedAchievements(ctx context.Context, q pg.Querier, userID string) ([]string, error) {
-	_ = ctx
-	_ = q
-	_ = userID
+// Achievements arrive with issue 6 (read them here, with q, so a limit check inside a
+// transaction sees that transaction's unlocks); until then nothing is unlocked.
+func (s *Store) unlockedAchievements(_ context.Context, _ pg.Querier, _ string) ([]string, error) {
 	return nil, nil
 }
 
