@@ -32,9 +32,12 @@ type task struct {
 // one stack (five services take seconds to start); each scenario signs in users of its own.
 func TestScenarios(t *testing.T) {
 	t.Parallel()
-	google := fakes.NewGoogle(t)
+	google, openai, deepgram := fakes.NewGoogle(t), fakes.NewOpenAI(t), fakes.NewDeepgram(t)
 	s := stack.Start(t, stack.Options{ServiceEnv: map[string]map[string]string{
-		"auth": {"GOOGLE_JWKS_URL": google.JWKSURL, "GOOGLE_CLIENT_IDS": fakes.GoogleClientID},
+		"auth":    {"GOOGLE_JWKS_URL": google.JWKSURL, "GOOGLE_CLIENT_IDS": fakes.GoogleClientID},
+		"billing": {"CHECKOUT_WEBHOOK_SECRETS": webhookSecret},
+		"ai": {"OPENAI_API_KEY": "sk-e2e", "OPENAI_BASE_URL": openai.BaseURL,
+			"DEEPGRAM_API_KEY": "dg-e2e", "DEEPGRAM_BASE_URL": deepgram.BaseURL},
 	}})
 	// Runs after every scenario (parallel subtests finish first), before the stack stops.
 	t.Cleanup(func() { checkEvents(t, s) })
