@@ -6,9 +6,42 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 )
+
+// Exchange is one call a Client made: the request as it was sent (its body already read,
+// kept in RequestBody) and the answer as it was received.
+type Exchange struct {
+	Request     *http.Request
+	RequestBody []byte
+	Response    Response
+}
+
+var (
+	observersMu sync.RWMutex
+	observers   []func(t testing.TB, ex Exchange)
+)
+
+// Observe registers f to see every exchange of every Client (of any stack) once its answer
+// is read, with the test the client belongs to; calls may be concurrent. The end-to-end
+// tests register the OpenAPI contract check this way (contract_test.go), so every request
+// any suite makes through a Client is validated without the suites doing anything.
+func Observe(f func(t testing.TB, ex Exchange)) {
+	observersMu.Lock()
+	defer observersMu.Unlock()
+	observers = append(observers, f)
+}
+
+func notify(t testing.TB, ex Exchange) {
+	observersMu.RLock()
+	fs := observers
+	observersMu.RUnlock()
+	for _, f := range fs {
+		f(t, ex)
+	}
+}
 
 // Client calls the gateway as one signed-in user.
 type Client struct {
@@ -83,13 +116,15 @@ func (s *Stack) SignIn(email string) *Client {
 func (c *Client) Do(method, path string, body any, headers map[string]string) Response {
 	c.t.Helper()
 	var rd io.Reader
+	var raw []byte
 	switch b := body.(type) {
 	case nil:
 	case []byte:
+		raw = b
 		rd = bytes.NewReader(b)
 	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
 			c.t.Fatal(err)
 		}
 		rd = bytes.NewReader(raw)
@@ -116,7 +151,9 @@ func (c *Client) Do(method, path string, body any, headers map[string]string) Re
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	r := Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	notify(c.t, Exchange{Request: req, RequestBody: raw, Response: r})
+	return r
 }
 
 // Must is Do that fails the test unless the status is want.
