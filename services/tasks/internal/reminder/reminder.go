@@ -179,6 +179,13 @@ func ShouldSchedule(r Reminder, now time.Time) bool {
 	return r.ScheduledAt != nil && !r.Fired && !r.ScheduledAt.Before(now.Add(-PastGrace))
 }
 
+// ShouldScheduleRecovered reports whether a job should be scheduled for a reminder of a
+// task recovered at now: only one still to come. No grace here: a reminder whose time
+// passed while its task was deleted never fires (API.md §3).
+func ShouldScheduleRecovered(r Reminder, now time.Time) bool {
+	return r.ScheduledAt != nil && !r.Fired && r.ScheduledAt.After(now)
+}
+
 // Outcome is what a reminder job does.
 type Outcome string
 

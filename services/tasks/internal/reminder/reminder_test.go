@@ -156,6 +156,21 @@ func TestShouldScheduleAndDecide(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
+		name string
+		r    reminder.Reminder
+		want bool
+	}{
+		{"future", at(time.Second), true},
+		{"now: already passed for a recovered task", at(0), false},
+		{"just past, even within the grace", at(-time.Second), false},
+		{"fired", reminder.Reminder{ScheduledAt: ptr(now.Add(time.Hour)), Fired: true}, false},
+		{"unscheduled", reminder.Reminder{}, false},
+	} {
+		if got := reminder.ShouldScheduleRecovered(tc.r, now); got != tc.want {
+			t.Errorf("ShouldScheduleRecovered %s = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
 		name      string
 		r         reminder.Reminder
 		version   int
