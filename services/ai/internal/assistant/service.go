@@ -226,7 +226,11 @@ func unavailable(code apperr.Code, what string, cause error) error {
 
 // missingKey is the 503 of a provider without a key: it names the variable to set.
 func missingKey(code apperr.Code, variable string) error {
-	return apperr.New(code, "the AI provider is not configured: set "+variable)
+	what := "the AI model"
+	if code == apperr.TranscriptionServiceUnavailable {
+		what = "transcription"
+	}
+	return apperr.New(code, what+" is not configured on this server: set "+variable)
 }
 
 // providerFailed maps a provider error: the caller's own cancellation stays a
