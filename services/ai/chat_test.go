@@ -60,6 +60,10 @@ func TestChatSuggestsValidatedActions(t *testing.T) {
 	if e.billing.Balance(u.id) != 4 {
 		t.Fatalf("balance %d", e.billing.Balance(u.id))
 	}
+	if m := e.metrics(t); !strings.Contains(m, `ai_provider_requests_total{kind="chat",outcome="ok"} 1`) ||
+		!strings.Contains(m, `ai_credits_charged_total{kind="chat"} 1`) {
+		t.Fatalf("metrics lack the chat:\n%s", m)
+	}
 	seen := e.openai.Requests()[0]
 	if !seen.Contains("Write documentation") || !seen.Contains(a) || len(seen.ToolNames()) != 3 {
 		t.Fatalf("prompt without the tasks or tools: %q %v", seen.SystemPrompt(), seen.ToolNames())

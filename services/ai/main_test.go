@@ -333,7 +333,7 @@ func (e *env) publish(t *testing.T, ev events.Event) {
 func TestServiceRunsAndAnswersHealth(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	for _, path := range []string{"/health/live", "/health/ready"} {
+	for _, path := range []string{"/health/live", "/health/ready", "/metrics"} {
 		resp, err := http.Get(e.base + path)
 		if err != nil {
 			t.Fatal(err)
@@ -387,4 +387,19 @@ func TestMigrateOnAnEmptyDatabaseTwice(t *testing.T) {
 			t.Fatalf("migrate %d: %v", i+1, err)
 		}
 	}
+}
+
+// metrics is the service's /metrics text.
+func (e *env) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(e.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

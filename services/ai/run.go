@@ -104,6 +104,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		return err
 	}
 
+	observed, err := newObservedStore(st, rt.Registry)
+	if err != nil {
+		return err
+	}
 	service, err := assistant.New(assistant.Config{
 		Model:           model,
 		ModelName:       cfg.OpenAIModel,
@@ -111,7 +115,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		TranscriberName: cfg.DeepgramModel,
 		Credits:         billing,
 		Tasks:           natsapi.Tasks{NC: rt.NC},
-		Store:           st,
+		Store:           observed,
 		Refunds:         natsapi.Refunder{Client: jobClient},
 		Clock:           clk,
 		ProviderTimeout: cfg.ProviderTimeout,
