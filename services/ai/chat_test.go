@@ -68,19 +68,16 @@ func TestChatSuggestsValidatedActions(t *testing.T) {
 	if !seen.Contains("Write documentation") || !seen.Contains(a) || len(seen.ToolNames()) != 3 {
 		t.Fatalf("prompt without the tasks or tools: %q %v", seen.SystemPrompt(), seen.ToolNames())
 	}
-}
 
-func TestChatAtMostFiveSuggestions(t *testing.T) {
-	t.Parallel()
-	e := setup(t)
-	u := e.user(t, "free", 1)
-	var calls []aitest.ToolCall
+	// Seven valid suggestions are cut to five.
+	u2 := e.user(t, "free", 1)
+	calls = nil
 	for i := 0; i < 7; i++ {
-		id := addTask(e, u, fmt.Sprintf("Task %d", i))
+		id := addTask(e, u2, fmt.Sprintf("Task %d", i))
 		calls = append(calls, aitest.ToolCall{Name: "complete_task", Arguments: aitest.JSONArgs(map[string]any{"task_id": id, "reason": "done"})})
 	}
 	e.openai.Always(aitest.Reply{Text: "ok", ToolCalls: calls})
-	res := e.call(t, u, req{path: "/ai/chat", body: map[string]any{"message": "clean up"}}).expect(t, 200, "")
+	res = e.call(t, u2, req{path: "/ai/chat", body: map[string]any{"message": "clean up"}}).expect(t, 200, "")
 	if n := len(res.data["suggested_actions"].([]any)); n != 5 {
 		t.Fatalf("%d suggestions", n)
 	}
@@ -141,36 +138,6 @@ func TestStreamClientDisconnectCancelsTheProviderCall(t *testing.T) {
 	resp.Body.Close()
 	eventually(t, "the provider call to be cancelled", func() bool { return e.openai.Cancelled() == 1 })
 	eventually(t, "the credit to be refunded", func() bool { return e.billing.Balance(u.id) == 3 && e.billing.Refunds() == 1 })
-}
-
-func TestProviderFailuresAnswer503AndRefund(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name  string
-		reply aitest.Reply
-	}{
-		{"server error", aitest.Reply{Status: http.StatusInternalServerError}},
-		{"rate limited", aitest.Reply{Status: http.StatusTooManyRequests}},
-		{"timeout", aitest.Reply{Block: true}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			e := setup(t, func(v map[string]string) { v["AI_PROVIDER_TIMEOUT"] = "300ms" })
-			u := e.user(t, "free", 5)
-			task := addTask(e, u, "Write documentation")
-			e.openai.Always(tc.reply)
-			for _, path := range []string{"/ai/chat", "/ai/chat/stream"} {
-				e.call(t, u, req{path: path, body: map[string]any{"message": "hi"}}).expect(t, 503, "AI_SERVICE_UNAVAILABLE")
-			}
-			e.call(t, u, req{path: "/ai/generate-subtasks", body: map[string]any{"task_id": task}}).expect(t, 503, "AI_SERVICE_UNAVAILABLE")
-			if b := e.billing.Balance(u.id); b != 5 {
-				t.Fatalf("balance %d after failures, want 5", b)
-			}
-			if n := e.billing.Refunds(); n != 3 {
-				t.Fatalf("%d refunds, want 3", n)
-			}
-		})
-	}
 }
 
 func TestNoAPIKeyNamesTheVariable(t *testing.T) {
@@ -384,24 +351,6 @@ func TestBillingUnreachableIs503AndTheProviderIsNotCalled(t *testing.T) {
 	}
 }
 
-func TestStreamFailingMidAnswerSendsAnErrorEventAndRefunds(t *testing.T) {
-	t.Parallel()
-	e := setup(t)
-	u := e.user(t, "free", 2)
-	e.openai.Always(aitest.Reply{Chunks: []string{"Partial", " rest"}, BreakAfterFirst: true})
-	resp := e.do(t, u, req{path: "/ai/chat/stream", body: map[string]any{"message": "hi"}})
-	defer resp.Body.Close()
-	r := bufio.NewReader(resp.Body)
-	if ev := readEvent(t, r); ev.name != "chunk" || ev.data["text"] != "Partial" {
-		t.Fatalf("first event %+v", ev)
-	}
-	ev := readEvent(t, r)
-	if ev.name != "error" || ev.data["code"] != "AI_SERVICE_UNAVAILABLE" || ev.data["message"] == "" {
-		t.Fatalf("event %+v", ev)
-	}
-	eventually(t, "the refund", func() bool { return e.billing.Balance(u.id) == 2 })
-}
-
 func TestAFailedRefundIsRetriedByAJob(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
@@ -425,10 +374,11 @@ func TestAStreamThatFailedMidAnswerIsNotReplayed(t *testing.T) {
 	resp := e.do(t, u, req{path: "/ai/chat/stream", key: key, body: map[string]any{"message": "hi"}})
 	r := bufio.NewReader(resp.Body)
 	readEvent(t, r)
-	if ev := readEvent(t, r); ev.name != "error" {
+	if ev := readEvent(t, r); ev.name != "error" || ev.data["code"] != "AI_SERVICE_UNAVAILABLE" || ev.data["message"] == "" {
 		t.Fatalf("event %+v", ev)
 	}
 	resp.Body.Close()
+	eventually(t, "the refund", func() bool { return e.billing.Balance(u.id) == 2 })
 	e.openai.Always(aitest.Reply{Chunks: []string{"Whole answer"}})
 	// The key is released when the first handler returns, just after its last event.
 	eventually(t, "the key to be released", func() bool {
@@ -483,5 +433,39 @@ func TestConcurrentRetriesWithOneKeyChargeOnce(t *testing.T) {
 	}
 	if ok == 0 || e.openai.Calls() != 1 || e.billing.Balance(u.id) != 4 {
 		t.Fatalf("%d answered, provider calls %d, balance %d", ok, e.openai.Calls(), e.billing.Balance(u.id))
+	}
+}
+
+func TestProviderFailuresAnswer503AndRefund(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(v map[string]string) { v["AI_PROVIDER_TIMEOUT"] = "300ms" })
+	for _, tc := range []struct {
+		name   string
+		model  aitest.Reply
+		speech aitest.Transcript
+	}{
+		{"server error", aitest.Reply{Status: http.StatusInternalServerError}, aitest.Transcript{Status: http.StatusInternalServerError}},
+		{"rate limited", aitest.Reply{Status: http.StatusTooManyRequests}, aitest.Transcript{Status: http.StatusTooManyRequests}},
+		{"timeout", aitest.Reply{Block: true}, aitest.Transcript{Block: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := e.user(t, "pro", 50)
+			task := addTask(e, u, "Write documentation")
+			e.openai.Always(tc.model)
+			e.deepgram.Always(tc.speech)
+			refunds := e.billing.Refunds()
+			for _, path := range []string{"/ai/chat", "/ai/chat/stream"} {
+				e.call(t, u, req{path: path, body: map[string]any{"message": "hi"}}).expect(t, 503, "AI_SERVICE_UNAVAILABLE")
+			}
+			e.call(t, u, req{path: "/ai/generate-subtasks", body: map[string]any{"task_id": task}}).expect(t, 503, "AI_SERVICE_UNAVAILABLE")
+			e.call(t, u, req{path: "/ai/transcribe", body: map[string]any{"audio_url": "https://files.example/memo.m4a", "duration_seconds": 30}}).
+				expect(t, 503, "TRANSCRIPTION_SERVICE_UNAVAILABLE")
+			if b := e.billing.Balance(u.id); b != 50 {
+				t.Fatalf("balance %d after failures, want 50", b)
+			}
+			if n := e.billing.Refunds() - refunds; n != 4 {
+				t.Fatalf("%d refunds, want 4", n)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -293,8 +294,14 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// nextEvent waits for the next event on subject in the AI stream.
+// nextEvent waits for the first event on subject in the AI stream.
 func (e *env) nextEvent(t *testing.T, subject string) events.Event {
+	t.Helper()
+	return e.eventMatching(t, subject, func(events.Event) bool { return true })
+}
+
+// eventMatching waits for the first event on subject in the AI stream that match accepts.
+func (e *env) eventMatching(t *testing.T, subject string, match func(events.Event) bool) events.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -302,19 +309,24 @@ func (e *env) nextEvent(t *testing.T, subject string) events.Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := c.Next(jetstream.FetchMaxWait(20 * time.Second))
-	if err != nil {
-		t.Fatalf("no %s event: %v", subject, err)
+	for {
+		msg, err := c.Next(jetstream.FetchMaxWait(20 * time.Second))
+		if err != nil {
+			t.Fatalf("no matching %s event: %v", subject, err)
+		}
+		ev, err := events.Parse(msg.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if match(ev) {
+			return ev
+		}
 	}
-	ev, err := events.Parse(msg.Data())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ev
 }
 
-// publish puts an event on its stream as another service's relay would.
-func (e *env) publish(t *testing.T, ev events.Event) {
+// publish puts an event on its stream as another service's relay would and returns its
+// stream sequence.
+func (e *env) publish(t *testing.T, ev events.Event) uint64 {
 	t.Helper()
 	b, err := json.Marshal(ev)
 	if err != nil {
@@ -325,9 +337,26 @@ func (e *env) publish(t *testing.T, ev events.Event) {
 	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := e.js.PublishMsg(ctx, msg); err != nil {
+	ack, err := e.js.PublishMsg(ctx, msg)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return ack.Sequence
+}
+
+// waitConsumed waits until the durable consumer on stream has acknowledged seq.
+func (e *env) waitConsumed(t *testing.T, stream, durable string, seq uint64) {
+	t.Helper()
+	eventually(t, durable+" to acknowledge "+stream+" #"+fmt.Sprint(seq), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := e.js.Consumer(ctx, stream, durable)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.AckFloor.Stream >= seq
+	})
 }
 
 func TestServiceRunsAndAnswersHealth(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/rpc/tasksrpc"
 
 	"github.com/perpetua-flow/backend/services/ai/internal/aitest"
+	"github.com/perpetua-flow/backend/services/ai/internal/natsapi"
 )
 
 func TestTranscriptionCostsFivePerStartedMinute(t *testing.T) {
@@ -33,18 +34,6 @@ func TestTranscriptionCostsFivePerStartedMinute(t *testing.T) {
 	}
 	if got := e.deepgram.Requests()[0].URL; got != "https://files.example/memo.m4a" {
 		t.Fatalf("deepgram was asked for %q", got)
-	}
-}
-
-func TestTranscriptionFailureIs503AndRefunded(t *testing.T) {
-	t.Parallel()
-	e := setup(t)
-	u := e.user(t, "pro", 50)
-	e.deepgram.Always(aitest.Transcript{Status: 500})
-	e.call(t, u, req{path: "/ai/transcribe", body: map[string]any{"audio_url": "https://files.example/memo.m4a", "duration_seconds": 30}}).
-		expect(t, 503, "TRANSCRIPTION_SERVICE_UNAVAILABLE")
-	if e.billing.Balance(u.id) != 50 || e.billing.Refunds() != 1 {
-		t.Fatalf("balance %d, refunds %d", e.billing.Balance(u.id), e.billing.Refunds())
 	}
 }
 
@@ -76,69 +65,6 @@ func TestNoteConversionCostsOneCreditAndEmitsAnEvent(t *testing.T) {
 	}
 }
 
-func voiceNote(t *testing.T, userID string, seconds int) (events.Event, string) {
-	t.Helper()
-	note := uuid.NewString()
-	ev, err := events.New(tasksevents.Source, tasksevents.TypeNoteVoiceCreated, userID, tasksevents.NoteVoiceCreated{
-		NoteID: note, UserID: userID, VoiceURL: "https://files.example/" + note + ".m4a", DurationSeconds: seconds, CreatedAt: time.Now().UTC(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ev, note
-}
-
-func TestVoiceNoteIsTranscribedInTheBackground(t *testing.T) {
-	t.Parallel()
-	e := setup(t)
-	u := e.user(t, "pro", 50)
-	e.deepgram.Always(aitest.Transcript{Text: "Buy milk and eggs", Language: "en", Confidence: 0.9})
-	ev, note := voiceNote(t, u.id, 90)
-	e.publish(t, ev)
-	got := e.nextEvent(t, aievents.TypeTranscriptionCompleted)
-	var data aievents.Transcription
-	if err := got.Decode(&data); err != nil || data.NoteID != note || data.UserID != u.id || data.Text != "Buy milk and eggs" || data.Language != "en" {
-		t.Fatalf("event data %+v err %v", data, err)
-	}
-	if e.billing.Balance(u.id) != 40 {
-		t.Fatalf("balance %d, want 40 (90 s = 2 started minutes)", e.billing.Balance(u.id))
-	}
-	if r := e.billing.Reasons(u.id); r["ai.voice_note"] != 10 {
-		t.Fatalf("reasons %v", r)
-	}
-}
-
-func TestVoiceNoteFailureIsReportedAndRefunded(t *testing.T) {
-	t.Parallel()
-	e := setup(t)
-	u := e.user(t, "pro", 50)
-	e.deepgram.Always(aitest.Transcript{Status: 500})
-	ev, note := voiceNote(t, u.id, 30)
-	e.publish(t, ev)
-	got := e.nextEvent(t, aievents.TypeTranscriptionFailed)
-	var data aievents.Transcription
-	if err := got.Decode(&data); err != nil || data.NoteID != note || data.Reason == "" {
-		t.Fatalf("event data %+v err %v", data, err)
-	}
-	eventually(t, "the refund", func() bool { return e.billing.Balance(u.id) == 50 && e.billing.Refunds() == 1 })
-}
-
-func TestVoiceNoteWithoutCreditsFails(t *testing.T) {
-	t.Parallel()
-	e := setup(t)
-	u := e.user(t, "pro", 4)
-	ev, note := voiceNote(t, u.id, 30)
-	e.publish(t, ev)
-	got := e.nextEvent(t, aievents.TypeTranscriptionFailed)
-	var data aievents.Transcription
-	if err := got.Decode(&data); err != nil || data.NoteID != note || data.Reason != "insufficient credits" {
-		t.Fatalf("event data %+v err %v", data, err)
-	}
-	if e.deepgram.Calls() != 0 || e.billing.Balance(u.id) != 4 {
-		t.Fatalf("deepgram calls %d, balance %d", e.deepgram.Calls(), e.billing.Balance(u.id))
-	}
-}
-
 func TestUserDeletionErasesTheUsersRows(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
@@ -162,24 +88,95 @@ func TestUserDeletionErasesTheUsersRows(t *testing.T) {
 	eventually(t, "the user's rows to be erased", func() bool { return count() == 0 })
 }
 
-func TestVoiceNoteWithABadURLFailsWithoutACharge(t *testing.T) {
-	t.Parallel()
-	e := setup(t)
-	u := e.user(t, "pro", 50)
+// voiceNote is a tasks.note.voice_created event for a new note of userID.
+func voiceNote(t *testing.T, userID, url string, seconds int) (events.Event, string) {
+	t.Helper()
 	note := uuid.NewString()
-	ev, err := events.New(tasksevents.Source, tasksevents.TypeNoteVoiceCreated, u.id, tasksevents.NoteVoiceCreated{
-		NoteID: note, UserID: u.id, VoiceURL: "http://insecure.example/a.m4a", DurationSeconds: 30, CreatedAt: time.Now().UTC(),
+	if url == "" {
+		url = "https://files.example/" + note + ".m4a"
+	}
+	ev, err := events.New(tasksevents.Source, tasksevents.TypeNoteVoiceCreated, userID, tasksevents.NoteVoiceCreated{
+		NoteID: note, UserID: userID, VoiceURL: url, DurationSeconds: seconds, CreatedAt: time.Now().UTC(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.publish(t, ev)
+	return ev, note
+}
+
+// transcriptionOf waits for the ai.transcription.* event of note.
+func (e *env) transcriptionOf(t *testing.T, subject, note string) aievents.Transcription {
+	t.Helper()
 	var data aievents.Transcription
-	if err := e.nextEvent(t, aievents.TypeTranscriptionFailed).Decode(&data); err != nil || data.NoteID != note ||
-		data.Reason != "invalid voice note: audio_url must be an absolute https URL" {
-		t.Fatalf("event data %+v err %v", data, err)
-	}
-	if e.billing.Consumes() != 0 || e.deepgram.Calls() != 0 {
-		t.Fatal("a bad voice note was charged or sent to Deepgram")
-	}
+	e.eventMatching(t, subject, func(ev events.Event) bool {
+		return ev.Decode(&data) == nil && data.NoteID == note
+	})
+	return data
+}
+
+func TestVoiceNotesAreTranscribedInTheBackground(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+
+	t.Run("completed and charged per started minute", func(t *testing.T) {
+		u := e.user(t, "pro", 50)
+		e.deepgram.Always(aitest.Transcript{Text: "Buy milk and eggs", Language: "en", Confidence: 0.9})
+		ev, note := voiceNote(t, u.id, "", 90)
+		e.publish(t, ev)
+		data := e.transcriptionOf(t, aievents.TypeTranscriptionCompleted, note)
+		if data.UserID != u.id || data.Text != "Buy milk and eggs" || data.Language != "en" {
+			t.Fatalf("event data %+v", data)
+		}
+		if e.billing.Balance(u.id) != 40 || e.billing.Reasons(u.id)["ai.voice_note"] != 10 {
+			t.Fatalf("balance %d, reasons %v; want 40 (90 s = 2 started minutes)", e.billing.Balance(u.id), e.billing.Reasons(u.id))
+		}
+		// Another delivery of the fact (a new event id, as after a replay) changes nothing.
+		again, err := events.New(tasksevents.Source, tasksevents.TypeNoteVoiceCreated, u.id, tasksevents.NoteVoiceCreated{
+			NoteID: note, UserID: u.id, VoiceURL: "https://files.example/" + note + ".m4a", DurationSeconds: 90, CreatedAt: time.Now().UTC(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.waitConsumed(t, "TASKS", natsapi.DurableVoiceNotes, e.publish(t, again))
+		var emitted int
+		if err := e.db.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE type = $1`, aievents.TypeTranscriptionCompleted).Scan(&emitted); err != nil {
+			t.Fatal(err)
+		}
+		if e.billing.Balance(u.id) != 40 || emitted != 1 {
+			t.Fatalf("the second delivery charged (balance %d) or emitted again", e.billing.Balance(u.id))
+		}
+	})
+	t.Run("provider failure is reported and refunded", func(t *testing.T) {
+		u := e.user(t, "pro", 50)
+		e.deepgram.Always(aitest.Transcript{Status: 500})
+		ev, note := voiceNote(t, u.id, "", 30)
+		e.publish(t, ev)
+		if data := e.transcriptionOf(t, aievents.TypeTranscriptionFailed, note); data.Reason == "" {
+			t.Fatalf("event data %+v", data)
+		}
+		eventually(t, "the refund", func() bool { return e.billing.Balance(u.id) == 50 })
+	})
+	t.Run("without credits it fails and Deepgram is not called", func(t *testing.T) {
+		u := e.user(t, "pro", 4)
+		calls := e.deepgram.Calls()
+		ev, note := voiceNote(t, u.id, "", 30)
+		e.publish(t, ev)
+		if data := e.transcriptionOf(t, aievents.TypeTranscriptionFailed, note); data.Reason != "insufficient credits" {
+			t.Fatalf("event data %+v", data)
+		}
+		if e.deepgram.Calls() != calls || e.billing.Balance(u.id) != 4 {
+			t.Fatalf("deepgram calls %d → %d, balance %d", calls, e.deepgram.Calls(), e.billing.Balance(u.id))
+		}
+	})
+	t.Run("a bad URL fails with a readable reason and no charge", func(t *testing.T) {
+		u := e.user(t, "pro", 50)
+		ev, note := voiceNote(t, u.id, "http://insecure.example/a.m4a", 30)
+		e.publish(t, ev)
+		if data := e.transcriptionOf(t, aievents.TypeTranscriptionFailed, note); data.Reason != "invalid voice note: audio_url must be an absolute https URL" {
+			t.Fatalf("event data %+v", data)
+		}
+		if e.billing.Balance(u.id) != 50 {
+			t.Fatal("a bad voice note was charged")
+		}
+	})
 }
