@@ -1,7 +1,8 @@
-// Package openapi serves the API description (openapi.json, OpenAPI 3.1) and a reference
-// page rendered from it by Redoc. Redoc's standalone bundle (MIT, redoc 2.5.4 from the npm
-// registry, see assets/REDOC-LICENSE) is embedded and served by the gateway itself, so
-// the page works offline and its CSP only has to allow our own origin.
+// Package openapi serves the API description (openapi.json, OpenAPI 3.1), the events'
+// description (asyncapi.json, AsyncAPI 3.0) and a reference page rendered by Redoc.
+// Redoc's standalone bundle (MIT, redoc 2.5.4 from the npm registry, see
+// assets/REDOC-LICENSE) is embedded and served by the gateway itself, so the page works
+// offline and its CSP only has to allow our own origin.
 package openapi
 
 import (
@@ -12,6 +13,13 @@ import (
 
 //go:embed openapi.json
 var spec []byte
+
+// asyncSpec is catalog.AsyncAPI() (libs/events/catalog) written out, so the gateway does
+// not link the JSON Schema reflector and validator the catalogue needs; a test in
+// e2e/contract fails when the copy differs from the catalogue and rewrites it with -update.
+//
+//go:embed asyncapi.json
+var asyncSpec []byte
 
 //go:embed assets
 var assets embed.FS
@@ -47,6 +55,13 @@ func ServeSpec(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-cache")
 	_, _ = w.Write(spec)
+}
+
+// ServeAsyncAPI answers GET /asyncapi.json: the AsyncAPI 3.0 document of the events.
+func ServeAsyncAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(asyncSpec)
 }
 
 // ServeDocs answers GET /docs with the Redoc page.

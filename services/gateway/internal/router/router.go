@@ -107,6 +107,7 @@ func New(d Deps) (http.Handler, error) {
 
 	httpx.MountOps(r, d.Registry, d.ReadyChecks...)
 	r.Get("/openapi.json", openapi.ServeSpec)
+	r.Get("/asyncapi.json", openapi.ServeAsyncAPI)
 	r.Get("/docs", openapi.ServeDocs)
 	r.Get(openapi.AssetsPrefix+"{file}", openapi.Assets().ServeHTTP)
 
