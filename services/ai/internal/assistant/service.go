@@ -554,14 +554,17 @@ func (s *Service) TranscribeVoiceNote(ctx context.Context, n VoiceNote) error {
 	if s.cfg.Transcriber == nil {
 		return fail("transcription is not configured: set "+s.cfg.MissingSpeechKey, OutcomeProviderError)
 	}
+	// The operation id is the note id (after a refund, the next attempt's id), so a
+	// redelivered event never charges twice and a retry after a refund is charged again.
 	cost := TranscriptionCost(n.DurationSeconds)
-	res := reservation{userID: n.UserID, base: n.NoteID, op: n.NoteID, amount: cost, kind: KindVoiceNote}
-	if _, err := s.cfg.Credits.Consume(ctx, n.UserID, n.NoteID, cost, KindVoiceNote.Reason()); err != nil {
+	res, err := s.reserve(ctx, n.UserID, n.NoteID, KindVoiceNote, cost)
+	if err != nil {
 		if apperr.CodeOf(err) == apperr.InsufficientCredits {
 			return fail("insufficient credits", OutcomeInsufficientCredits)
 		}
 		return fmt.Errorf("%w: charge voice note: %v", ErrRetry, err)
 	}
+	entry.OperationID = res.op
 	start := s.cfg.Clock.Now()
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
 	defer cancel()
