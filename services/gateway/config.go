@@ -41,6 +41,11 @@ type Config struct {
 	// UpstreamTimeout is UPSTREAM_TIMEOUT (default 30s): the whole exchange with an
 	// upstream, except on the SSE routes, which only wait that long for headers.
 	UpstreamTimeout time.Duration
+	// AIUpstreamTimeout is UPSTREAM_TIMEOUT_AI (default 45s): the same for the ai service,
+	// whose answers wait for a model (AI_PROVIDER_TIMEOUT, 30s by default) plus a credit
+	// reservation; it must exceed the provider timeout so the client gets ai's own 503
+	// (with the credits refunded) rather than the gateway's.
+	AIUpstreamTimeout time.Duration
 	// OTLPEndpoint is OTEL_EXPORTER_OTLP_ENDPOINT; empty disables trace export.
 	OTLPEndpoint string
 }
@@ -57,8 +62,10 @@ const (
 const (
 	DefaultHTTPAddr        = "127.0.0.1:8080"
 	DefaultUpstreamTimeout = 30 * time.Second
-	DefaultIssuer          = "perpetua-auth"
-	DefaultAudience        = "perpetua-api"
+	// DefaultAIUpstreamTimeout leaves ai's 30s provider timeout room to answer first.
+	DefaultAIUpstreamTimeout = 45 * time.Second
+	DefaultIssuer            = "perpetua-auth"
+	DefaultAudience          = "perpetua-api"
 )
 
 var defaultUpstreams = []struct{ name, env, def string }{
@@ -74,15 +81,16 @@ func ReadConfig(getenv func(string) string) (Config, error) {
 	level, err := logging.ParseLevel(r.String("LOG_LEVEL", "info"))
 	r.Check(err == nil, "%v", err)
 	c := Config{
-		HTTPAddr:        r.String("HTTP_ADDR", DefaultHTTPAddr),
-		LogLevel:        level,
-		Upstreams:       map[string]*url.URL{},
-		Issuer:          r.String("AUTH_ISSUER", DefaultIssuer),
-		Audience:        r.String("AUTH_AUDIENCE", DefaultAudience),
-		CORSOrigins:     r.List("CORS_ORIGINS", nil),
-		RedisURL:        r.String("RATE_LIMIT_REDIS_URL", ""),
-		UpstreamTimeout: r.Duration("UPSTREAM_TIMEOUT", DefaultUpstreamTimeout),
-		OTLPEndpoint:    r.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+		HTTPAddr:          r.String("HTTP_ADDR", DefaultHTTPAddr),
+		LogLevel:          level,
+		Upstreams:         map[string]*url.URL{},
+		Issuer:            r.String("AUTH_ISSUER", DefaultIssuer),
+		Audience:          r.String("AUTH_AUDIENCE", DefaultAudience),
+		CORSOrigins:       r.List("CORS_ORIGINS", nil),
+		RedisURL:          r.String("RATE_LIMIT_REDIS_URL", ""),
+		UpstreamTimeout:   r.Duration("UPSTREAM_TIMEOUT", DefaultUpstreamTimeout),
+		AIUpstreamTimeout: r.Duration("UPSTREAM_TIMEOUT_AI", DefaultAIUpstreamTimeout),
+		OTLPEndpoint:      r.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
 	}
 	for _, u := range defaultUpstreams {
 		raw := r.String(u.env, u.def)
@@ -111,6 +119,7 @@ func ReadConfig(getenv func(string) string) (Config, error) {
 			"CORS_ORIGINS: %q is not an http(s) origin", o)
 	}
 	r.Check(c.UpstreamTimeout > 0, "UPSTREAM_TIMEOUT must be > 0")
+	r.Check(c.AIUpstreamTimeout > 0, "UPSTREAM_TIMEOUT_AI must be > 0")
 	return c, r.Err()
 }
 

@@ -89,6 +89,13 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(r.URL.Path, "/slow"):
 		<-r.Context().Done() // never answers; the gateway's timeout must
 		return
+	case strings.HasSuffix(r.URL.Path, "/delayed"):
+		// Answers after 800ms, like a model that takes its time.
+		select {
+		case <-time.After(800 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
 	case strings.HasSuffix(r.URL.Path, "/hangup"):
 		conn, _, err := w.(http.Hijacker).Hijack()
 		if err == nil {
@@ -475,6 +482,18 @@ func TestUpstreamFailures(t *testing.T) {
 	if resp.StatusCode != 503 || ready.Checks["billing"] != "failed" || ready.Checks["tasks"] != "ok" {
 		t.Fatalf("ready: %d %+v", resp.StatusCode, ready)
 	}
+}
+
+// The ai service waits for a model; its routes get UPSTREAM_TIMEOUT_AI, so a slow but
+// successful answer is not cut off by the general timeout.
+func TestAIRoutesHaveTheirOwnTimeout(t *testing.T) {
+	t.Parallel()
+	e := setup(t, map[string]string{"UPSTREAM_TIMEOUT": "300ms", "UPSTREAM_TIMEOUT_AI": "5s"})
+	token := e.bearer()
+	if resp := e.do("POST", "/api/v1/ai/delayed", strings.NewReader(`{}`), map[string]string{"Authorization": token, "Content-Type": "application/json"}); resp.StatusCode != 200 {
+		t.Fatalf("ai route answering after 800ms: %d", resp.StatusCode)
+	}
+	wantError(t, e.do("GET", "/api/v1/tasks/delayed", nil, map[string]string{"Authorization": token}), 503, "SERVICE_UNAVAILABLE")
 }
 
 func TestReadyFollowsUpstreamReadiness(t *testing.T) {

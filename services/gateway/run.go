@@ -51,11 +51,12 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	transport := proxy.NewTransport(cfg.UpstreamTimeout)
+	transport := proxy.NewTransport(max(cfg.UpstreamTimeout, cfg.AIUpstreamTimeout))
 	defer transport.CloseIdleConnections()
 	resolver := clientip.New(cfg.TrustedProxies)
 	px, err := proxy.New(proxy.Config{
 		Upstreams: cfg.Upstreams, Timeout: cfg.UpstreamTimeout, Resolver: resolver,
+		Timeouts:  map[string]time.Duration{UpstreamAI: cfg.AIUpstreamTimeout},
 		Transport: transport, Logger: logger,
 	})
 	if err != nil {

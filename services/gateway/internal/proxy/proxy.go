@@ -62,6 +62,8 @@ type Config struct {
 	Upstreams map[string]*url.URL
 	// Timeout bounds a whole exchange on non-streaming routes, and the wait for headers on all.
 	Timeout time.Duration
+	// Timeouts overrides Timeout for some upstreams (by name).
+	Timeouts map[string]time.Duration
 	// Resolver decides whether an incoming X-Forwarded-For chain is kept.
 	Resolver *clientip.Resolver
 	// Transport is shared by every upstream; nil builds one with NewTransport.
@@ -103,8 +105,12 @@ func (p *Proxy) Handler(upstream string, stream bool) (http.Handler, error) {
 	if stream {
 		return rp, nil
 	}
+	timeout := p.cfg.Timeout
+	if t, ok := p.cfg.Timeouts[upstream]; ok {
+		timeout = t
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), p.cfg.Timeout)
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		rp.ServeHTTP(w, r.WithContext(ctx))
 	}), nil
