@@ -28,6 +28,7 @@ import (
 	"github.com/perpetua-flow/backend/services/tasks/internal/httpapi"
 	"github.com/perpetua-flow/backend/services/tasks/internal/natsapi"
 	"github.com/perpetua-flow/backend/services/tasks/internal/notify"
+	"github.com/perpetua-flow/backend/services/tasks/internal/schedule"
 	"github.com/perpetua-flow/backend/services/tasks/internal/store"
 	"github.com/perpetua-flow/backend/services/tasks/migrations"
 )
@@ -137,11 +138,20 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	}
 	jobWorkers := river.NewWorkers()
 	purge := cleanup.Register(jobWorkers, st, rt.Logger)
+	// Reminders and focus sessions schedule jobs in their own transactions; the scheduler
+	// is bound to the client below, before anything is served.
+	sched := &schedule.Scheduler{}
+	st.SetScheduler(sched)
+	st.SetPublisher(hub.Publish)
+	schedule.Register(jobWorkers, st, st, hub, rt.Logger, nil)
+	queues := schedule.Queues()
+	queues[river.QueueDefault] = river.QueueConfig{MaxWorkers: jobs.DefaultMaxWorkers}
 	jc, err := jobs.NewClient(rt.Pool, jobs.Config{Schema: name, Pooler: cfg.Base.DB.Pooler, Workers: jobWorkers,
-		PeriodicJobs: []*river.PeriodicJob{purge}}, rt.Logger)
+		Queues: queues, PeriodicJobs: []*river.PeriodicJob{purge}}, rt.Logger)
 	if err != nil {
 		return err
 	}
+	sched.Bind(jc)
 	workers := append([]svc.Worker{relay.Worker(), hub.Worker(), rpcs.Worker(), jobs.Worker(jc)}, consumers...)
 	return rt.Serve(ctx, http.Handler(root), ready, workers...)
 }

@@ -46,7 +46,7 @@ func (a *API) recover(w http.ResponseWriter, r *http.Request) {
 	}
 	out := recovered{EntityType: string(rec.EntityType)}
 	if rec.Task != nil {
-		d := wire.FromDetail(rec.Task.Task, rec.Task.Subtasks)
+		d := wire.FromFullDetail(rec.Task.Task, rec.Task.Subtasks, rec.Task.Reminders)
 		out.Task = &d
 	}
 	if rec.Note != nil {

@@ -58,42 +58,47 @@ func Routes(cfg Config) http.Handler {
 	r := chi.NewRouter()
 	r.NotFound(httpx.NotFoundHandler)
 	r.MethodNotAllowed(httpx.MethodNotAllowedHandler)
-	r.Use(cfg.Auth)
-	if cfg.Idempotency != nil {
-		r.Use(cfg.Idempotency)
-	}
+	// The calendar feed carries its own secret instead of an access token.
+	r.Get("/calendar.ics", a.calendarFeed)
+	r.Group(func(r chi.Router) {
+		r.Use(cfg.Auth)
+		if cfg.Idempotency != nil {
+			r.Use(cfg.Idempotency)
+		}
 
-	r.Get("/tasks", a.listTasks)
-	r.Post("/tasks", a.createTask)
-	r.Get("/tasks/{id}", a.getTask)
-	r.Patch("/tasks/{id}", a.updateTask)
-	r.Put("/tasks/{id}", a.updateTask)
-	r.Delete("/tasks/{id}", a.deleteTask)
-	r.Post("/tasks/{id}/force-complete", a.forceComplete)
-	r.Get("/tasks/{id}/subtasks", a.listSubtasks)
-	r.Post("/tasks/{id}/subtasks", a.createSubtask)
-	r.Put("/tasks/{id}/subtasks/order", a.reorderSubtasks)
-	r.Patch("/subtasks/{id}", a.updateSubtask)
-	r.Put("/subtasks/{id}", a.updateSubtask)
-	r.Delete("/subtasks/{id}", a.deleteSubtask)
+		r.Get("/tasks", a.listTasks)
+		r.Post("/tasks", a.createTask)
+		r.Get("/tasks/{id}", a.getTask)
+		r.Patch("/tasks/{id}", a.updateTask)
+		r.Put("/tasks/{id}", a.updateTask)
+		r.Delete("/tasks/{id}", a.deleteTask)
+		r.Post("/tasks/{id}/force-complete", a.forceComplete)
+		r.Get("/tasks/{id}/subtasks", a.listSubtasks)
+		r.Post("/tasks/{id}/subtasks", a.createSubtask)
+		r.Put("/tasks/{id}/subtasks/order", a.reorderSubtasks)
+		r.Patch("/subtasks/{id}", a.updateSubtask)
+		r.Put("/subtasks/{id}", a.updateSubtask)
+		r.Delete("/subtasks/{id}", a.deleteSubtask)
 
-	r.Get("/notes", a.listNotes)
-	r.Post("/notes", a.createNote)
-	r.Get("/notes/{id}", a.getNote)
-	r.Patch("/notes/{id}", a.updateNote)
-	r.Put("/notes/{id}", a.updateNote)
-	r.Delete("/notes/{id}", a.deleteNote)
+		r.Get("/notes", a.listNotes)
+		r.Post("/notes", a.createNote)
+		r.Get("/notes/{id}", a.getNote)
+		r.Patch("/notes/{id}", a.updateNote)
+		r.Put("/notes/{id}", a.updateNote)
+		r.Delete("/notes/{id}", a.deleteNote)
 
-	r.Get("/tombstones", a.listTombstones)
-	r.Post("/tombstones/{id}/recover", a.recover)
+		r.Get("/tombstones", a.listTombstones)
+		r.Post("/tombstones/{id}/recover", a.recover)
 
-	r.Get("/activity", a.listActivity)
+		r.Get("/activity", a.listActivity)
 
-	r.Get("/notifications", a.listNotifications)
-	r.Get("/notifications/stream", a.streamNotifications)
-	r.Patch("/notifications/{id}/read", a.readNotification)
-	r.Post("/notifications/read-all", a.readAllNotifications)
-	r.Delete("/notifications/{id}", a.deleteNotification)
+		r.Get("/notifications", a.listNotifications)
+		r.Get("/notifications/stream", a.streamNotifications)
+		r.Patch("/notifications/{id}/read", a.readNotification)
+		r.Post("/notifications/read-all", a.readAllNotifications)
+		r.Delete("/notifications/{id}", a.deleteNotification)
+		a.scheduleRoutes(r)
+	})
 	return r
 }
 

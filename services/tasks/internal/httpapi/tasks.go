@@ -92,7 +92,7 @@ func (a *API) getTask(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	httpx.WriteData(w, http.StatusOK, wire.FromDetail(d.Task, d.Subtasks))
+	httpx.WriteData(w, http.StatusOK, wire.FromFullDetail(d.Task, d.Subtasks, d.Reminders))
 }
 
 // taskChanged is the answer of PATCH: the task plus the achievements it unlocked.
@@ -146,7 +146,7 @@ func (a *API) forceComplete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.WriteData(w, http.StatusOK, forceCompleted{
-		Task: wire.FromDetail(d.Task, d.Subtasks), UnlockedAchievements: wire.FromUnlocked(comp.Unlocked),
+		Task: wire.FromFullDetail(d.Task, d.Subtasks, d.Reminders), UnlockedAchievements: wire.FromUnlocked(comp.Unlocked),
 		Streak: wire.Streak{Current: comp.Streak.Current, Longest: comp.Streak.Longest},
 	})
 }

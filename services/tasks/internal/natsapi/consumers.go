@@ -30,6 +30,7 @@ const (
 	DurableUserDeleted    = "tasks-user-deleted"
 	DurableTranscriptions = "tasks-transcriptions"
 	DurableBilling        = "tasks-billing-activity"
+	DurableNotesConverted = "tasks-notes-converted"
 )
 
 // Consumers builds the service's event consumers as workers.
@@ -52,6 +53,12 @@ func Consumers(pool *pgxpool.Pool, js jetstream.JetStream, st *store.Store, hub 
 		Stream: natsx.StreamAI.Name, Durable: DurableTranscriptions,
 		Subjects: []string{aievents.TypeTranscriptionCompleted, aievents.TypeTranscriptionFailed}, Metrics: metrics,
 	}, h.transcription, logger)); err != nil {
+		return nil, err
+	}
+	// A converted note counts toward notes_10, once per event (the inbox).
+	if err := add(events.NewConsumer(pool, js, events.ConsumerConfig{
+		Stream: natsx.StreamAI.Name, Durable: DurableNotesConverted, Subjects: []string{aievents.TypeNoteConverted}, Metrics: metrics,
+	}, h.noteConverted, logger)); err != nil {
 		return nil, err
 	}
 	// Billing events become activity rows and, for subscription changes, notifications that
@@ -77,6 +84,18 @@ func (h *handlers) userDeleted(ctx context.Context, tx pgx.Tx, ev events.Event) 
 		return events.Permanent(err)
 	}
 	return h.store.EraseUser(ctx, tx, d.UserID)
+}
+
+// noteConverted counts the conversion; an achievement it unlocks is announced by its
+// event and notification (read by the client from the table; this handler's transaction
+// belongs to the consumer, so there is no push).
+func (h *handlers) noteConverted(ctx context.Context, tx pgx.Tx, ev events.Event) error {
+	var d aievents.NoteConverted
+	if err := ev.Decode(&d); err != nil {
+		return events.Permanent(err)
+	}
+	_, err := h.store.NoteConverted(ctx, tx, d.UserID)
+	return err
 }
 
 func (h *handlers) transcription(ctx context.Context, tx pgx.Tx, ev events.Event) error {

@@ -26,7 +26,7 @@ import (
 // housekeeping, and housekeeping does not wait behind them.
 const (
 	QueueReminders        = "reminders"
-	ReminderWorkers       = 20
+	ReminderWorkers       = 200
 	QueueFocus            = "focus"
 	FocusWorkers          = 2
 	reminderKind          = "tasks.reminder.fire"

@@ -103,7 +103,8 @@ func (s *Store) EraseUser(ctx context.Context, tx pgx.Tx, userID string) error {
 	if !ValidID(userID) {
 		return nil
 	}
-	for _, table := range []string{"subtasks", "tasks", "notes", "tombstones", "activity", "notifications", "applied_operations", "user_counts", "idempotency_keys"} {
+	for _, table := range []string{"subtasks", "tasks", "notes", "tombstones", "activity", "notifications", "applied_operations", "user_counts", "idempotency_keys",
+		"reminders", "focus_sessions", "templates", "user_stats", "user_achievements", "calendar_tokens"} {
 		// table is one of the constants above.
 		if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, userID); err != nil {
 			return fmt.Errorf("erase %s: %w", table, err)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,7 +30,31 @@ type Store struct {
 	pool  *pgxpool.Pool
 	clock clock.Clock
 	emit  Emitter
+
+	// sched inserts reminder and focus jobs in the writing transaction; nil (store tests
+	// that do not run jobs) stores reminders without scheduling them.
+	sched Scheduler
+	// publish pushes notifications committed by a store transaction (notify.Hub); nil
+	// pushes nothing (clients still read them from the table).
+	publish func(...task.Notification)
+
+	// pending is the notifications written inside each open inTx transaction, pushed
+	// after it commits and dropped if it rolls back.
+	mu      sync.Mutex
+	pending map[pgx.Tx][]task.Notification
 }
+
+// Scheduler inserts jobs in the caller's transaction (schedule.Scheduler).
+type Scheduler interface {
+	Reminder(ctx context.Context, tx pgx.Tx, id string, version int, at time.Time) error
+	FocusClose(ctx context.Context, tx pgx.Tx, sessionID, userID string, at time.Time) error
+}
+
+// SetScheduler sets the job scheduler; call it before serving.
+func (s *Store) SetScheduler(sc Scheduler) { s.sched = sc }
+
+// SetPublisher sets the push of committed notifications; call it before serving.
+func (s *Store) SetPublisher(fn func(...task.Notification)) { s.publish = fn }
 
 // New is a store on pool. emit may be nil in tests that do not read events.
 func New(pool *pgxpool.Pool, clk clock.Clock, emit Emitter) *Store {
@@ -39,7 +64,7 @@ func New(pool *pgxpool.Pool, clk clock.Clock, emit Emitter) *Store {
 	if emit == nil {
 		emit = func(context.Context, pgx.Tx, string, string, any) error { return nil }
 	}
-	return &Store{pool: pool, clock: clk, emit: emit}
+	return &Store{pool: pool, clock: clk, emit: emit, pending: map[pgx.Tx][]task.Notification{}}
 }
 
 // Pool is the store's pool (for readiness checks and the outbox relay).
@@ -67,11 +92,18 @@ func ValidID(s string) bool {
 
 func notFound(what string) error { return apperr.New(apperr.NotFound, what+" not found") }
 
-// unlockedAchievements is the user's unlocked achievement ids, whose perks raise limits.
-// Achievements arrive with issue 6 (read them here, with q, so a limit check inside a
-// transaction sees that transaction's unlocks); until then nothing is unlocked.
-func (s *Store) unlockedAchievements(_ context.Context, _ pg.Querier, _ string) ([]string, error) {
-	return nil, nil
+// unlockedAchievements is the user's unlocked achievement ids, whose perks raise limits,
+// read with q so a limit check inside a transaction sees that transaction's unlocks.
+func (s *Store) unlockedAchievements(ctx context.Context, q pg.Querier, userID string) ([]string, error) {
+	set, err := unlockedSet(ctx, q, userID)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, id := range set.IDs() {
+		out = append(out, string(id))
+	}
+	return out, nil
 }
 
 // Limits is the user's effective limits (base by tier plus achievement perks).
@@ -156,8 +188,8 @@ func (s *Store) emitTask(ctx context.Context, tx pgx.Tx, typ string, t task.Task
 // completed is the one place that reacts to a task becoming completed, whatever the path
 // (manual PATCH, last subtask, force, AI action). It runs inside the completion's
 // transaction: the activity row, tasks.task.completed (exactly once, because callers get
-// here only from task.Complete/ApplyPatch reporting a transition), and, with issue 6, the
-// streak update and achievement evaluation whose unlocks it returns.
+// here only from task.Complete/ApplyPatch reporting a transition), the streak and the
+// achievements it unlocks, and, for an instance of an active template, the next instance.
 func (s *Store) completed(ctx context.Context, tx pgx.Tx, a Actor, t task.Task) (task.Completion, error) {
 	if err := s.record(ctx, tx, a, task.EntityTask, t.ID, task.ActionCompleted, map[string]any{"completed_by": string(t.CompletedBy)}); err != nil {
 		return task.Completion{}, err
@@ -172,10 +204,48 @@ func (s *Store) completed(ctx context.Context, tx pgx.Tx, a Actor, t task.Task) 
 	}); err != nil {
 		return task.Completion{}, err
 	}
-	return task.Completion{Unlocked: []task.Achievement{}}, nil
+	comp, err := s.recordCompletion(ctx, tx, t, at)
+	if err != nil {
+		return task.Completion{}, err
+	}
+	if t.TemplateID != nil {
+		if err := s.nextInstance(ctx, tx, a, t); err != nil {
+			return task.Completion{}, err
+		}
+	}
+	return comp, nil
 }
 
-// inTx is pg.InTx on the store's pool.
+// inTx is pg.InTx on the store's pool; notifications queued in the transaction
+// (queuePush) are pushed once it has committed.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return pg.InTx(ctx, s.pool, fn)
+	var cur pgx.Tx
+	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		cur = tx
+		s.mu.Lock()
+		s.pending[tx] = nil // a retried attempt starts over
+		s.mu.Unlock()
+		return fn(tx)
+	})
+	if cur == nil {
+		return err
+	}
+	s.mu.Lock()
+	ns := s.pending[cur]
+	delete(s.pending, cur)
+	s.mu.Unlock()
+	if err == nil && len(ns) > 0 && s.publish != nil {
+		s.publish(ns...)
+	}
+	return err
+}
+
+// queuePush pushes n after tx commits when tx is an inTx transaction; in a caller's own
+// transaction (an event consumer) the caller pushes, or the client reads it on reconnect.
+func (s *Store) queuePush(tx pgx.Tx, n task.Notification) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ns, ok := s.pending[tx]; ok {
+		s.pending[tx] = append(ns, n)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/events/tasksevents"
 	"github.com/perpetua-flow/backend/libs/pg"
 
+	"github.com/perpetua-flow/backend/services/tasks/internal/reminder"
 	"github.com/perpetua-flow/backend/services/tasks/internal/task"
 )
 
@@ -30,8 +31,9 @@ func scanTask(row pgx.Row) (task.Task, error) {
 
 // TaskDetail is a task with its subtasks (by order_index) and reminders.
 type TaskDetail struct {
-	Task     task.Task
-	Subtasks []task.Subtask
+	Task      task.Task
+	Subtasks  []task.Subtask
+	Reminders []reminder.Reminder
 }
 
 // TaskFilter is the query of GET /tasks.
@@ -116,7 +118,11 @@ func (s *Store) taskDetail(ctx context.Context, q pg.Querier, userID, id string)
 	if err != nil {
 		return TaskDetail{}, err
 	}
-	return TaskDetail{Task: t, Subtasks: subs}, nil
+	rems, err := remindersOf(ctx, q, userID, id)
+	if err != nil {
+		return TaskDetail{}, err
+	}
+	return TaskDetail{Task: t, Subtasks: subs, Reminders: rems}, nil
 }
 
 // lockTask reads the user's task FOR UPDATE; every change of a task or its subtasks
@@ -223,6 +229,11 @@ func (s *Store) UpdateTaskTx(ctx context.Context, tx pgx.Tx, a Actor, id string,
 	if err := saveTask(ctx, tx, next); err != nil {
 		return task.Task{}, comp, err
 	}
+	if !sameDue(cur.DueDate, next.DueDate) {
+		if err := s.rescheduleReminders(ctx, tx, next); err != nil {
+			return task.Task{}, comp, err
+		}
+	}
 	if err := s.record(ctx, tx, a, task.EntityTask, next.ID, task.ActionUpdated, changedFields(cur, next)); err != nil {
 		return task.Task{}, comp, err
 	}
@@ -235,6 +246,10 @@ func (s *Store) UpdateTaskTx(ctx context.Context, tx pgx.Tx, a Actor, id string,
 		}
 	}
 	return next, comp, nil
+}
+
+func sameDue(a, b *time.Time) bool {
+	return (a == nil) == (b == nil) && (a == nil || a.Equal(*b))
 }
 
 func changedFields(a, b task.Task) map[string]any {
@@ -325,13 +340,21 @@ func (s *Store) DeleteTask(ctx context.Context, a Actor, id string) (task.Tombst
 		if err != nil {
 			return err
 		}
+		rems, err := remindersOf(ctx, tx, a.UserID, id)
+		if err != nil {
+			return err
+		}
+		remSnap, err := snapshotReminders(rems)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM tasks WHERE id = $1 AND user_id = $2`, id, a.UserID); err != nil {
 			return err
 		}
 		if err := s.release(ctx, tx, a.UserID, task.ResourceTasks); err != nil {
 			return err
 		}
-		tomb, err = s.bury(ctx, tx, a.UserID, task.EntityTask, cur.ID, cur.Title, snapshot{Task: &cur, Subtasks: subs})
+		tomb, err = s.bury(ctx, tx, a.UserID, task.EntityTask, cur.ID, cur.Title, snapshot{Task: &cur, Subtasks: subs, Reminders: remSnap})
 		if err != nil {
 			return err
 		}

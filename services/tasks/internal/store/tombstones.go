@@ -11,6 +11,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/events/tasksevents"
 	"github.com/perpetua-flow/backend/libs/pg"
 
+	"github.com/perpetua-flow/backend/services/tasks/internal/reminder"
 	"github.com/perpetua-flow/backend/services/tasks/internal/task"
 )
 
@@ -156,6 +157,13 @@ func (s *Store) restoreTask(ctx context.Context, tx pgx.Tx, a Actor, snap snapsh
 			return TaskDetail{}, err
 		}
 	}
+	rems, err := restoredReminders(snap.Reminders)
+	if err != nil {
+		return TaskDetail{}, err
+	}
+	if err := s.restoreReminders(ctx, tx, rems); err != nil {
+		return TaskDetail{}, err
+	}
 	if err := s.record(ctx, tx, a, task.EntityTask, t.ID, task.ActionRecovered, nil); err != nil {
 		return TaskDetail{}, err
 	}
@@ -163,6 +171,32 @@ func (s *Store) restoreTask(ctx context.Context, tx pgx.Tx, a Actor, snap snapsh
 		return TaskDetail{}, err
 	}
 	return s.taskDetail(ctx, tx, a.UserID, t.ID)
+}
+
+// snapshotReminders encodes a task's reminders for its tombstone (domain types with their
+// Go field names, like the task and subtasks).
+func snapshotReminders(rs []reminder.Reminder) ([]json.RawMessage, error) {
+	out := make([]json.RawMessage, 0, len(rs))
+	for _, r := range rs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+func restoredReminders(raw []json.RawMessage) ([]reminder.Reminder, error) {
+	out := make([]reminder.Reminder, 0, len(raw))
+	for _, b := range raw {
+		var r reminder.Reminder
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("tombstone reminder: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // PurgeTombstones deletes expired tombstones (the purge job).

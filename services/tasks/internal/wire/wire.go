@@ -6,6 +6,7 @@ package wire
 import (
 	"time"
 
+	"github.com/perpetua-flow/backend/services/tasks/internal/reminder"
 	"github.com/perpetua-flow/backend/services/tasks/internal/task"
 )
 
@@ -59,13 +60,18 @@ func FromTask(t task.Task) Task {
 // TaskDetail is a task with its subtasks and reminders (GET /tasks/{id}).
 type TaskDetail struct {
 	Task
-	Subtasks  []Subtask `json:"subtasks"`
-	Reminders []any     `json:"reminders"`
+	Subtasks  []Subtask  `json:"subtasks"`
+	Reminders []Reminder `json:"reminders"`
 }
 
 // FromDetail is the wire form of a task with its subtasks.
 func FromDetail(t task.Task, subs []task.Subtask) TaskDetail {
-	return TaskDetail{Task: FromTask(t), Subtasks: FromSubtasks(subs), Reminders: []any{}}
+	return TaskDetail{Task: FromTask(t), Subtasks: FromSubtasks(subs), Reminders: []Reminder{}}
+}
+
+// FromFullDetail is the wire form of a task with its subtasks and reminders.
+func FromFullDetail(t task.Task, subs []task.Subtask, rems []reminder.Reminder) TaskDetail {
+	return TaskDetail{Task: FromTask(t), Subtasks: FromSubtasks(subs), Reminders: FromReminders(rems)}
 }
 
 // Subtask is a subtask.
