@@ -90,6 +90,9 @@ func binaries() (string, error) {
 		}
 		cmd := exec.Command("go", args...)
 		cmd.Dir = root
+		// The services build in the workspace even when the caller runs with GOWORK=off
+		// (a module that is not in go.work yet, like the benchmark before it is added).
+		cmd.Env = append(os.Environ(), "GOWORK="+filepath.Join(root, "go.work"))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
