@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"sort"
@@ -85,7 +86,7 @@ func testDocumentedRoutesAreMounted(t *testing.T, s *stack.Stack) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := s.SignIn(email())
+	u := s.SignIn(email()).For(t)
 	ops := contract.Operations(v.Doc())
 	// Deleting the account and signing out end the user: run them last.
 	sort.SliceStable(ops, func(i, j int) bool { return !lastProbe(ops[i]) && lastProbe(ops[j]) })
@@ -140,4 +141,74 @@ func isStream(op contract.Operation) bool {
 	}
 	ok := op.Responses.Status(http.StatusOK)
 	return ok != nil && ok.Value != nil && ok.Value.Content.Get("text/event-stream") != nil
+}
+
+// A tour of the operations the scenarios do not reach, on their success paths, so their
+// answers are checked against the document too (every call goes through stack.Client).
+func testContractTour(t *testing.T, s *stack.Stack) {
+	addr := email()
+	u := s.SignIn(addr).For(t)
+	other := s.SignIn(addr).For(t) // a second session of the same user
+	anon := s.NewClient().For(t)
+
+	anon.Must(200, "GET", "/.well-known/jwks.json", nil, nil)
+	anon.Must(200, "GET", "/api/v1/.well-known/jwks.json", nil, nil)
+	anon.Must(200, "GET", "/health/live", nil, nil)
+	anon.Must(200, "GET", "/metrics", nil, nil)
+
+	u.Must(200, "GET", "/api/v1/users/me", nil, nil)
+	u.Must(200, "PATCH", "/api/v1/users/me", map[string]any{"name": "Tour Guide", "timezone": "Europe/Paris"}, nil)
+	var sessions []struct {
+		ID      string `json:"id"`
+		Current bool   `json:"current"`
+	}
+	u.Must(200, "GET", "/api/v1/auth/sessions", nil, nil).Data(t, &sessions)
+	for _, sess := range sessions {
+		if !sess.Current {
+			u.Do("DELETE", "/api/v1/auth/sessions/"+sess.ID, nil, nil)
+			break
+		}
+	}
+
+	// Tasks and subtasks.
+	var tk task
+	u.Must(201, "POST", "/api/v1/tasks", map[string]any{
+		"title": "Tour", "description": "all the routes", "priority": "high",
+		"due_date": time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339), "estimated_duration": 30,
+	}, nil).Data(t, &tk)
+	u.Must(200, "GET", "/api/v1/tasks?completed=false&priority=high&q=Tour&include_hidden=true&limit=10&offset=0", nil, nil)
+	u.Must(200, "PUT", "/api/v1/tasks/"+tk.ID, map[string]any{"title": "Tour (put)", "version": 1}, nil)
+	var subs [3]struct{ ID string }
+	for i := range subs {
+		u.Must(201, "POST", "/api/v1/tasks/"+tk.ID+"/subtasks", map[string]any{"title": fmt.Sprintf("stop %d", i)}, nil).Data(t, &subs[i])
+	}
+	u.Must(200, "GET", "/api/v1/tasks/"+tk.ID+"/subtasks", nil, nil)
+	u.Must(200, "PUT", "/api/v1/tasks/"+tk.ID+"/subtasks/order", map[string]any{"subtask_ids": []string{subs[2].ID, subs[0].ID, subs[1].ID}}, nil)
+	u.Must(200, "PUT", "/api/v1/subtasks/"+subs[0].ID, map[string]any{"title": "stop zero"}, nil)
+	u.Must(200, "DELETE", "/api/v1/subtasks/"+subs[1].ID, nil, nil)
+	u.Must(200, "PATCH", "/api/v1/tasks/"+tk.ID, map[string]any{"hidden": true}, nil)
+	u.Must(200, "PATCH", "/api/v1/tasks/"+tk.ID, map[string]any{"description": nil, "due_date": nil, "estimated_duration": nil}, nil)
+
+	// Notes, tombstones, activity, notifications.
+	var note struct{ ID string }
+	u.Must(201, "POST", "/api/v1/notes", map[string]any{"content": "remember the milk"}, nil).Data(t, &note)
+	u.Must(200, "GET", "/api/v1/notes?archived=false", nil, nil)
+	u.Must(200, "GET", "/api/v1/notes/"+note.ID, nil, nil)
+	u.Must(200, "PATCH", "/api/v1/notes/"+note.ID, map[string]any{"archived": true}, nil)
+	u.Must(200, "PATCH", "/api/v1/notes/"+note.ID, map[string]any{"archived": false}, nil)
+	u.Must(200, "DELETE", "/api/v1/notes/"+note.ID, nil, nil)
+	u.Must(200, "GET", "/api/v1/tombstones", nil, nil)
+	u.Must(200, "GET", "/api/v1/activity?entity_type=task&source=user", nil, nil)
+	u.Must(200, "GET", "/api/v1/notifications", nil, nil)
+	u.Must(200, "POST", "/api/v1/notifications/read-all", nil, nil)
+
+	// Credits and subscription.
+	u.Must(200, "GET", "/api/v1/credits/balance", nil, nil)
+	u.Must(200, "GET", "/api/v1/ai/credits", nil, nil)
+	u.Must(200, "GET", "/api/v1/credits/history", nil, nil)
+	u.Must(200, "GET", "/api/v1/subscription", nil, nil)
+
+	// Leaving: sign out the other session, then delete the account.
+	anon.Must(204, "POST", "/api/v1/auth/logout", map[string]string{"refresh_token": other.Refresh}, nil)
+	u.Do("DELETE", "/api/v1/users/me", nil, nil)
 }

@@ -25,7 +25,7 @@ const chromiumEnv = "E2E_CHROMIUM"
 // E2E_CHROMIUM=1 a headless Chromium also renders /docs: the screenshot must not be blank
 // and the rendered DOM must hold the operations Redoc drew from the document.
 func testDocs(t *testing.T, s *stack.Stack) {
-	c := s.NewClient()
+	c := s.NewClient().For(t)
 	page := c.Must(http.StatusOK, "GET", "/docs", nil, nil)
 	if !strings.Contains(string(page.Body), "<redoc") || !strings.Contains(string(page.Body), "/docs/assets/redoc.standalone.js") {
 		t.Fatalf("/docs is not the Redoc page: %s", page.Body)

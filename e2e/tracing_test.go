@@ -18,7 +18,9 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/perpetua-flow/backend/e2e/fakes"
 	"github.com/perpetua-flow/backend/e2e/stack"
+	"github.com/perpetua-flow/backend/libs/rpc/billingrpc"
 )
 
 // TestInstrumentedStack runs the checks that need a stack exporting its traces (to an
@@ -28,14 +30,22 @@ import (
 func TestInstrumentedStack(t *testing.T) {
 	t.Parallel()
 	col := newCollector(t)
-	s := stack.Start(t, stack.Options{Env: map[string]string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT": col.URL,
-		"OTEL_BSP_SCHEDULE_DELAY":     "100", // ms: spans reach the collector quickly
-	}})
+	openai := fakes.NewOpenAI(t)
+	s := stack.Start(t, stack.Options{
+		Env: map[string]string{
+			"OTEL_EXPORTER_OTLP_ENDPOINT": col.URL,
+			"OTEL_BSP_SCHEDULE_DELAY":     "100", // ms: spans reach the collector quickly
+		},
+		ServiceEnv: map[string]map[string]string{
+			"ai": {"OPENAI_API_KEY": "sk-e2e", "OPENAI_BASE_URL": openai.BaseURL},
+		},
+	})
 	for name, f := range map[string]func(*testing.T, *stack.Stack){
 		"SignUpTrace":      func(t *testing.T, s *stack.Stack) { testSignUpTrace(t, s, col) },
 		"AchievementTrace": func(t *testing.T, s *stack.Stack) { testAchievementTrace(t, s, col) },
+		"AIChatTrace":      func(t *testing.T, s *stack.Stack) { testAIChatTrace(t, s, col) },
 		"DocumentedRoutes": testDocumentedRoutesAreMounted,
+		"ContractTour":     testContractTour,
 		"Metrics":          testMetrics,
 		"Docs":             testDocs,
 	} {
@@ -51,7 +61,7 @@ func TestInstrumentedStack(t *testing.T) {
 // the context, the relay published it in the message headers, the consumer continued it).
 func testSignUpTrace(t *testing.T, s *stack.Stack, col *collector) {
 	ua := "e2e-trace-" + uuid.NewString()
-	r := s.NewClient().Do("POST", "/api/v1/auth/dev/login",
+	r := s.NewClient().For(t).Do("POST", "/api/v1/auth/dev/login",
 		map[string]string{"email": email(), "name": "Trace"}, map[string]string{"User-Agent": ua})
 	if r.Status != http.StatusOK {
 		t.Fatalf("dev login: %d %s", r.Status, r.Body)
@@ -63,10 +73,26 @@ func testSignUpTrace(t *testing.T, s *stack.Stack, col *collector) {
 	})
 }
 
+// An AI chat is one trace: the gateway, ai's server span, ai's request-reply call to
+// billing for the credit and billing's handling of it.
+func testAIChatTrace(t *testing.T, s *stack.Stack, col *collector) {
+	u := s.SignIn(email()).For(t)
+	waitBalance(t, u, func(b balance) bool { return b.Kickstart == 5 })
+	ua := "e2e-trace-" + uuid.NewString()
+	u.Must(200, "POST", "/api/v1/ai/chat", map[string]any{"message": "Where do I start?"},
+		map[string]string{"Idempotency-Key": uuid.NewString(), "User-Agent": ua})
+	col.requireTrace(t, ua, []spanWant{
+		{service: "gateway", kind: "server"},
+		{service: "ai", kind: "server", name: "POST /api/v1/ai/chat"},
+		{service: "ai", kind: "client", name: billingrpc.SubjectConsume},
+		{service: "billing", kind: "server", name: billingrpc.SubjectConsume},
+	})
+}
+
 // The fifth completion unlocks tasks_5 (API.md §3): the trace runs from the gateway
 // through tasks to billing's consumer of tasks.achievement.unlocked.
 func testAchievementTrace(t *testing.T, s *stack.Stack, col *collector) {
-	u := s.SignIn(email())
+	u := s.SignIn(email()).For(t)
 	ids := make([]string, 5)
 	for i := range ids {
 		var tk task
@@ -254,7 +280,7 @@ func (c *collector) describe(traceID string) string {
 // outcome="dead_letter").
 func testMetrics(t *testing.T, s *stack.Stack) {
 	// Traffic first, so every service has answered a routed request.
-	u := s.SignIn(email())
+	u := s.SignIn(email()).For(t)
 	u.Must(200, "GET", "/api/v1/tasks", nil, nil)
 	u.Must(200, "GET", "/api/v1/credits/balance", nil, nil)
 	u.Do("POST", "/api/v1/ai/chat", map[string]any{}, map[string]string{"Idempotency-Key": uuid.NewString()})

@@ -112,6 +112,15 @@ func (s *Stack) SignIn(email string) *Client {
 	return c
 }
 
+// For is the client reporting to t: a subtest's failures (and the contract check's
+// mismatches) then end that subtest, not its parent from the subtest's goroutine, which
+// would stop every other subtest of the stack with it.
+func (c *Client) For(t testing.TB) *Client {
+	cp := *c
+	cp.t = t
+	return &cp
+}
+
 // Do sends body (marshalled to JSON unless it is []byte or nil) with the client's token.
 func (c *Client) Do(method, path string, body any, headers map[string]string) Response {
 	c.t.Helper()
