@@ -58,6 +58,10 @@ type Config struct {
 	MaxAttempts int
 	// JobTimeout bounds one run of a job (River's default 1 min when 0).
 	JobTimeout time.Duration
+	// RescueStuckJobsAfter is how long a job may be running before the leader's rescuer
+	// retries it: a job that was running when its process was killed stays "running"
+	// until then (River's default 1 h when 0). Must be more than JobTimeout.
+	RescueStuckJobsAfter time.Duration
 	// ErrorHandler sees job errors and panics (optional; River logs them anyway).
 	ErrorHandler river.ErrorHandler
 	// TestOnly makes River start and stop without its production jitter. Tests only.
@@ -124,19 +128,20 @@ func NewClient(pool *pgxpool.Pool, cfg Config, logger *slog.Logger) (*river.Clie
 		poll = DefaultPollInterval
 	}
 	rc := &river.Config{
-		Schema:            cfg.Schema,
-		PollOnly:          cfg.Pooler,
-		FetchPollInterval: poll,
-		FetchCooldown:     min(river.FetchCooldownDefault, poll),
-		Queues:            queues,
-		Workers:           cfg.Workers,
-		PeriodicJobs:      cfg.PeriodicJobs,
-		MaxAttempts:       cfg.MaxAttempts,
-		JobTimeout:        cfg.JobTimeout,
-		ErrorHandler:      cfg.ErrorHandler,
-		SoftStopTimeout:   SoftStopTimeout,
-		Logger:            logger.With("component", "river"),
-		TestOnly:          cfg.TestOnly,
+		Schema:               cfg.Schema,
+		PollOnly:             cfg.Pooler,
+		FetchPollInterval:    poll,
+		FetchCooldown:        min(river.FetchCooldownDefault, poll),
+		Queues:               queues,
+		Workers:              cfg.Workers,
+		PeriodicJobs:         cfg.PeriodicJobs,
+		MaxAttempts:          cfg.MaxAttempts,
+		JobTimeout:           cfg.JobTimeout,
+		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter,
+		ErrorHandler:         cfg.ErrorHandler,
+		SoftStopTimeout:      SoftStopTimeout,
+		Logger:               logger.With("component", "river"),
+		TestOnly:             cfg.TestOnly,
 	}
 	c, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {
