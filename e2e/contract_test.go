@@ -196,11 +196,50 @@ func testContractTour(t *testing.T, s *stack.Stack) {
 	u.Must(200, "GET", "/api/v1/notes/"+note.ID, nil, nil)
 	u.Must(200, "PATCH", "/api/v1/notes/"+note.ID, map[string]any{"archived": true}, nil)
 	u.Must(200, "PATCH", "/api/v1/notes/"+note.ID, map[string]any{"archived": false}, nil)
-	u.Must(200, "DELETE", "/api/v1/notes/"+note.ID, nil, nil)
+	var gone struct {
+		TombstoneID string `json:"tombstone_id"`
+	}
+	u.Must(200, "DELETE", "/api/v1/notes/"+note.ID, nil, nil).Data(t, &gone)
 	u.Must(200, "GET", "/api/v1/tombstones", nil, nil)
+	u.Must(200, "POST", "/api/v1/tombstones/"+gone.TombstoneID+"/recover", nil, nil)
 	u.Must(200, "GET", "/api/v1/activity?entity_type=task&source=user", nil, nil)
 	u.Must(200, "GET", "/api/v1/notifications", nil, nil)
 	u.Must(200, "POST", "/api/v1/notifications/read-all", nil, nil)
+
+	// Reminders, focus, templates, achievements, the calendar feed.
+	var due task
+	u.Must(201, "POST", "/api/v1/tasks", map[string]any{
+		"title": "Dentist", "due_date": time.Now().Add(72 * time.Hour).UTC().Format(time.RFC3339),
+	}, nil).Data(t, &due)
+	var rem struct{ ID string }
+	u.Must(201, "POST", "/api/v1/tasks/"+due.ID+"/reminders", map[string]any{"type": "before", "offset_minutes": 30, "method": "in_app"}, nil).Data(t, &rem)
+	u.Must(201, "POST", "/api/v1/reminders", map[string]any{
+		"task_id": due.ID, "type": "absolute", "scheduled_at": time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339),
+	}, nil)
+	u.Must(200, "PATCH", "/api/v1/reminders/"+rem.ID, map[string]any{"offset_minutes": 60}, nil)
+	u.Must(200, "GET", "/api/v1/tasks/"+due.ID, nil, nil)
+	u.Must(200, "DELETE", "/api/v1/reminders/"+rem.ID, nil, nil)
+	u.Must(201, "POST", "/api/v1/focus/start", map[string]any{"task_id": due.ID}, nil)
+	u.Must(200, "GET", "/api/v1/focus/active", nil, nil)
+	u.Must(200, "POST", "/api/v1/focus/stop", nil, nil)
+	u.Must(200, "GET", "/api/v1/focus/active", nil, nil)
+	var tpl struct{ ID string }
+	u.Must(201, "POST", "/api/v1/templates", map[string]any{
+		"title": "Weekly review", "priority": "low", "estimated_duration": 45,
+		"rrule": "FREQ=WEEKLY;BYDAY=MO,WE,FR", "subtasks": []string{"Inbox zero", "Plan"},
+	}, nil).Data(t, &tpl)
+	u.Must(200, "GET", "/api/v1/templates", nil, nil)
+	u.Must(200, "GET", "/api/v1/templates/"+tpl.ID, nil, nil)
+	u.Must(200, "PATCH", "/api/v1/templates/"+tpl.ID, map[string]any{"title": "Review", "active": true}, nil)
+	u.Must(201, "POST", "/api/v1/templates/"+tpl.ID+"/instantiate", nil, nil)
+	u.Must(200, "DELETE", "/api/v1/templates/"+tpl.ID, nil, nil)
+	u.Must(200, "GET", "/api/v1/achievements", nil, nil)
+	u.Must(200, "GET", "/api/v1/achievements/me", nil, nil)
+	var cal struct{ Token, URL string }
+	u.Must(201, "POST", "/api/v1/calendar/token", nil, nil).Data(t, &cal)
+	anon.Must(200, "GET", "/api/v1/calendar.ics?token="+cal.Token, nil, nil)
+	u.Must(200, "DELETE", "/api/v1/calendar/token", nil, nil)
+	anon.Must(404, "GET", "/api/v1/calendar.ics?token="+cal.Token, nil, nil)
 
 	// Credits and subscription.
 	u.Must(200, "GET", "/api/v1/credits/balance", nil, nil)
