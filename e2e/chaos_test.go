@@ -38,15 +38,6 @@ var (
 	chaosFull  = chaosConfig{users: 64, rate: 80, workers: 32, creditRate: 20, natsDown: 10 * time.Second, pgDown: 5 * time.Second, rounds: 2}
 )
 
-// postgresAnswers500 records a known defect: while PostgreSQL is down the services answer
-// 500 INTERNAL_ERROR (HTTP) and INTERNAL_ERROR (NATS request-reply) instead of 503
-// SERVICE_UNAVAILABLE, because a connection failure reaches libs/httpx.WriteError
-// (libs/httpx/respond.go:57) and libs/rpc (libs/rpc/rpc.go:248) as an error without a
-// code. While it is true the short form reports those answers instead of failing on them;
-// the long form (CHAOS_FULL=1, make chaos) always fails on them. Set it to false once
-// connection failures map to SERVICE_UNAVAILABLE.
-const postgresAnswers500 = true
-
 // TestChaos runs a steady mixed load through the gateway and a stream of credit consumes
 // over NATS while it kills -9 each service in turn and restarts it, stops the broker and
 // starts it again, and restarts PostgreSQL (when the test owns the cluster). Then it
@@ -148,10 +139,9 @@ func TestChaos(t *testing.T) {
 		WhileDown: gatewayUnready,
 		Pids:      pids,
 	})
-	pgFault := fmt.Sprintf("PostgreSQL restart (down %v)", cfg.pgDown)
 	if db.restart != nil {
 		faults = append(faults, chaos.Fault{
-			Name:      pgFault,
+			Name:      fmt.Sprintf("PostgreSQL restart (down %v)", cfg.pgDown),
 			Inject:    db.stop,
 			Down:      cfg.pgDown,
 			Repair:    db.restart,
@@ -208,25 +198,6 @@ func TestChaos(t *testing.T) {
 	for _, id := range rep.MissingTasks {
 		missing[id] = true
 	}
-	tolerate500 := postgresAnswers500 && os.Getenv("CHAOS_FULL") == ""
-	// While the defect is known, 500s from the database restart until its pools have
-	// replaced every broken connection (a few seconds after the probe) are reported, not failed.
-	duringPG := func(at time.Time) bool {
-		for _, r := range results {
-			if r.Name == pgFault && !r.Recovered.IsZero() && !at.Before(r.Injected) && at.Before(r.Recovered.Add(10*time.Second)) {
-				return true
-			}
-		}
-		return false
-	}
-	tolerated := 0
-	if tolerate500 {
-		for _, o := range outcomes {
-			if o.Status == http.StatusInternalServerError && duringPG(o.At) {
-				tolerated++
-			}
-		}
-	}
 	var lines []string
 	for _, r := range results {
 		if r.Recovered.IsZero() {
@@ -247,10 +218,7 @@ func TestChaos(t *testing.T) {
 		line := fmt.Sprintf("%-32s lost = %d, duplicated = %d, recovered in %6.2fs (%5.2fs after the repair); meanwhile %s",
 			r.Name, lost, 0, r.Recovery().Seconds(), r.AfterRepair().Seconds(), formatTally(tally))
 		lines = append(lines, line)
-		switch {
-		case tally["500"] > 0 && tolerate500 && r.Name == pgFault:
-			t.Logf("KNOWN DEFECT (postgresAnswers500): %s: %d requests answered 500 instead of 503", r.Name, tally["500"])
-		case tally["500"] > 0:
+		if tally["500"] > 0 {
 			t.Errorf("%s: %d requests answered 500 (a missing dependency must be a 503)", r.Name, tally["500"])
 		}
 		if len(r.Restarted) > 0 {
@@ -261,14 +229,9 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	total := chaos.Tally(outcomes, start, end)
-	internal, internalTolerated := 0, 0
+	internal := 0
 	for _, op := range credits.Ops() {
-		for _, at := range op.InternalAt {
-			internal++
-			if tolerate500 && duringPG(at) {
-				internalTolerated++
-			}
-		}
+		internal += len(op.InternalAt)
 	}
 	t.Logf("chaos run: %d requests in %v (%s), %d ticks dropped; %d credit consumes (%d answered INTERNAL_ERROR)\n%s\n%s\nTOTAL: lost = %d, duplicated = %d",
 		len(outcomes), end.Sub(start).Round(time.Second), formatTally(total), load.Dropped(), len(credits.Ops()), internal,
@@ -276,17 +239,11 @@ func TestChaos(t *testing.T) {
 	if rep.Lost() != 0 || rep.Duplicated() != 0 {
 		t.Errorf("lost = %d, duplicated = %d (want 0 and 0)", rep.Lost(), rep.Duplicated())
 	}
-	if tolerated > 0 {
-		t.Logf("KNOWN DEFECT (postgresAnswers500): %d requests answered 500 around the PostgreSQL restart", tolerated)
+	if total["500"] > 0 {
+		t.Errorf("%d requests answered 500 during the run", total["500"])
 	}
-	if n := total["500"] - tolerated; n > 0 {
-		t.Errorf("%d requests answered 500 during the run", n)
-	}
-	if internalTolerated > 0 {
-		t.Logf("KNOWN DEFECT (postgresAnswers500): %d credit consumes were answered INTERNAL_ERROR while PostgreSQL was down", internalTolerated)
-	}
-	if n := internal - internalTolerated; n > 0 {
-		t.Errorf("%d credit consumes were answered INTERNAL_ERROR (a missing dependency must be SERVICE_UNAVAILABLE)", n)
+	if internal > 0 {
+		t.Errorf("%d credit consumes were answered INTERNAL_ERROR (a missing dependency must be SERVICE_UNAVAILABLE)", internal)
 	}
 	if rep.AckedTasks == 0 || rep.CreditSettled == 0 {
 		t.Errorf("the load made no progress: %d tasks acknowledged, %d consumes settled", rep.AckedTasks, rep.CreditSettled)
