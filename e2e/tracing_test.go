@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +21,7 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/perpetua-flow/backend/e2e/contract"
 	"github.com/perpetua-flow/backend/e2e/fakes"
 	"github.com/perpetua-flow/backend/e2e/stack"
 	"github.com/perpetua-flow/backend/libs/rpc/billingrpc"
@@ -282,8 +286,9 @@ func testMetrics(t *testing.T, s *stack.Stack) {
 	// Traffic first, so every service has answered a routed request.
 	u := s.SignIn(email()).For(t)
 	u.Must(200, "GET", "/api/v1/tasks", nil, nil)
-	u.Must(200, "GET", "/api/v1/credits/balance", nil, nil)
-	u.Do("POST", "/api/v1/ai/chat", map[string]any{}, map[string]string{"Idempotency-Key": uuid.NewString()})
+	waitBalance(t, u, func(b balance) bool { return b.Kickstart == 5 })
+	u.Must(200, "POST", "/api/v1/ai/chat", map[string]any{"message": "Hello"}, map[string]string{"Idempotency-Key": uuid.NewString()})
+	s.NewClient().For(t).Must(200, "POST", "/api/v1/auth/refresh", map[string]string{"refresh_token": u.Refresh}, nil)
 	stack.Eventually(t, 20*time.Second, func() error {
 		b := scrape(t, s, "billing")
 		if !strings.Contains(b, `events_consumer_messages_total{consumer="billing-user-created",outcome="ok"}`) {
@@ -291,8 +296,14 @@ func testMetrics(t *testing.T, s *stack.Stack) {
 		}
 		return nil
 	})
+	exposed := map[string]bool{}
 	for _, name := range stack.Services {
 		body := scrape(t, s, name)
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "# TYPE ") {
+				exposed[strings.Fields(line)[2]] = true
+			}
+		}
 		want := []string{
 			"http_requests_total{", "http_request_duration_seconds_bucket{", "http_requests_in_flight{",
 			`route="/api/v1/`,
@@ -306,7 +317,41 @@ func testMetrics(t *testing.T, s *stack.Stack) {
 			}
 		}
 	}
+
+	// Every metric the Grafana dashboard queries is one a service exports.
+	path, err := contract.RepoPath("deploy/grafana/perpetua.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range metricName.FindAllStringSubmatch(tg.Expr, -1) {
+				name := strings.TrimSuffix(m[1], "_bucket")
+				if !exposed[name] {
+					t.Errorf("dashboard panel %q queries %s, which no service exports", p.Title, m[1])
+				}
+			}
+		}
+	}
 }
+
+// metricName finds the metric of each selector in a PromQL expression.
+var metricName = regexp.MustCompile(`([a-z_][a-z0-9_]*)[{[]`)
 
 func scrape(t *testing.T, s *stack.Stack, service string) string {
 	t.Helper()

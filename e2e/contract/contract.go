@@ -170,6 +170,34 @@ func schemaError(err *openapi3.SchemaError) string {
 	return fmt.Sprintf("at /%s: %s (value %s)", strings.Join(err.JSONPointer(), "/"), err.Reason, clip(val))
 }
 
+// Documents reports whether the document has an operation for method on a concrete path,
+// under any template it fits ({param} matches one non-empty segment): DELETE
+// /api/v1/notifications/read-all is DELETE /api/v1/notifications/{id}.
+func (v *Validator) Documents(method, path string) bool {
+	segs := strings.Split(path, "/")
+	for tmpl, item := range v.doc.Paths.Map() {
+		if item.GetOperation(method) == nil {
+			continue
+		}
+		ts := strings.Split(tmpl, "/")
+		if len(ts) != len(segs) {
+			continue
+		}
+		fits := true
+		for i := range ts {
+			param := strings.HasPrefix(ts[i], "{") && strings.HasSuffix(ts[i], "}")
+			if param && segs[i] == "" || !param && ts[i] != segs[i] {
+				fits = false
+				break
+			}
+		}
+		if fits {
+			return true
+		}
+	}
+	return false
+}
+
 // authenticate accepts a bearer scheme only when the request carries a bearer token, so a
 // secured operation answered 2xx without one shows as a mismatch (it should be public).
 func authenticate(_ context.Context, in *openapi3filter.AuthenticationInput) error {
