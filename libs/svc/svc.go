@@ -25,6 +25,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/logging"
 	"github.com/perpetua-flow/backend/libs/natsx"
 	"github.com/perpetua-flow/backend/libs/pg"
+	"github.com/perpetua-flow/backend/libs/telemetry"
 )
 
 // Base is the configuration every service reads (API.md §8).
@@ -88,16 +89,32 @@ type Runtime struct {
 // Migrator applies a service's migrations to its schema on pool.
 type Migrator func(ctx context.Context, pool *pgxpool.Pool) error
 
-// Open connects to Postgres (running migrate first) and NATS (making sure the streams
-// exist). Close releases everything.
+// TraceFlushTimeout bounds the export of the last spans at shutdown.
+const TraceFlushTimeout = 5 * time.Second
+
+// Open sets up tracing (exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set) and
+// connects to Postgres (running migrate first) and NATS (making sure the streams exist).
+// Close releases everything and flushes the last spans.
 func Open(ctx context.Context, name string, base Base, stdout io.Writer, migrate Migrator) (*Runtime, error) {
 	logger := logging.New(stdout, base.LogLevel, name)
 	rt := &Runtime{Name: name, Logger: logger, Base: base}
+	shutdownTraces, err := telemetry.Setup(ctx, name, base.OTLPEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	rt.closers = append(rt.closers, func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), TraceFlushTimeout)
+		defer cancel()
+		if err := shutdownTraces(sctx); err != nil {
+			logger.Warn("flushing traces", "err", err)
+		}
+	})
 	rt.Registry = prometheus.NewRegistry()
 	rt.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	pool, err := pg.Open(ctx, base.DB)
 	if err != nil {
+		rt.Close()
 		return nil, err
 	}
 	rt.closers = append(rt.closers, pool.Close)

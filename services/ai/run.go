@@ -74,17 +74,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	}
 	defer rt.Close()
 	logger := rt.Logger
-	shutdownTraces, err := telemetry.Setup(ctx, ServiceName, cfg.Base.OTLPEndpoint)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := shutdownTraces(sctx); err != nil {
-			logger.Warn("flushing traces", "err", err)
-		}
-	}()
 
 	model, transcriber, err := providers(cfg, logger)
 	if err != nil {

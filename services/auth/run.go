@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/riverqueue/river"
 
@@ -56,8 +55,6 @@ func Migrate(ctx context.Context, getenv func(string) string, stdout io.Writer) 
 	return nil
 }
 
-// traceFlushTimeout bounds the flush of pending spans on the way out.
-const traceFlushTimeout = 5 * time.Second
 
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer, ready func(addr string), clk clock.Clock) error {
 	cfg, err := ReadConfig(getenv)
@@ -83,17 +80,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	if err != nil {
 		return err
 	}
-	shutdownTraces, err := telemetry.Setup(ctx, Name, cfg.Base.OTLPEndpoint)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), traceFlushTimeout)
-		defer cancel()
-		if err := shutdownTraces(sctx); err != nil {
-			logger.Warn("flushing traces", "err", err)
-		}
-	}()
 	if cfg.DevLogin {
 		logger.Warn("AUTH_DEV_LOGIN is on: anyone can sign in as any email; never in production")
 	}

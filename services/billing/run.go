@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -65,15 +64,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	if err != nil {
 		return err
 	}
-	shutdownTracing, err := telemetry.Setup(ctx, Name, cfg.Base.OTLPEndpoint)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = shutdownTracing(sctx) // spans lost at exit are not worth failing the stop
-	}()
 	rt, err := svc.Open(ctx, Name, cfg.Base, stdout, func(ctx context.Context, pool *pgxpool.Pool) error {
 		return migrations.Apply(ctx, pool, nil)
 	})
