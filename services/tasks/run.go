@@ -147,7 +147,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	queues := schedule.Queues()
 	queues[river.QueueDefault] = river.QueueConfig{MaxWorkers: jobs.DefaultMaxWorkers}
 	jc, err := jobs.NewClient(rt.Pool, jobs.Config{Schema: name, Pooler: cfg.Base.DB.Pooler, Workers: jobWorkers,
-		Queues: queues, PeriodicJobs: []*river.PeriodicJob{purge}}, rt.Logger)
+		Queues: queues, PeriodicJobs: []*river.PeriodicJob{purge},
+		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.JobRescueAfter}, rt.Logger)
 	if err != nil {
 		return err
 	}
