@@ -76,6 +76,15 @@ func Markdown(r Run, prev *Run, chart string) string {
 	}
 	w("\n")
 
+	w("## Reminders due at once\n\n")
+	if rm := r.Reminders; rm != nil {
+		w("Created through the API (two per task, in the requests table above), then moved in the database — reminder rows and their River jobs alike — to one moment a few seconds ahead. Delay is from that moment to the reminder's `fired_at` (the notification's commit).\n\n")
+		w("| reminders | fired | fired/s | delay p50 | p99 | max | note |\n|---|---|---|---|---|---|---|\n")
+		w("| %d | %d | %.0f | %s | %s | %s | %s |\n\n", rm.Count, rm.Fired, rm.PerSecond, ms(rm.P50), ms(rm.P99), ms(rm.Max), rm.Note)
+	} else {
+		w("Not measured (see the notes).\n\n")
+	}
+
 	w("## Resident memory (VmRSS)\n\n| service | idle | under load (max seen) |\n|---|---|---|\n")
 	for _, m := range r.Memory {
 		w("| %s | %.1f MB | %.1f MB |\n", m.Service, float64(m.IdleKB)/1024, float64(m.LoadKB)/1024)

@@ -53,6 +53,17 @@ type Latency struct {
 	Note  string        `json:"note,omitempty"`
 }
 
+// Reminders is the row of many reminders falling due at one moment.
+type Reminders struct {
+	Count     int           `json:"count"`
+	Fired     int           `json:"fired"`
+	PerSecond float64       `json:"per_second"` // fired / (last fired - first fired)
+	P50       time.Duration `json:"p50"`        // due → fired (the notification's commit)
+	P99       time.Duration `json:"p99"`
+	Max       time.Duration `json:"max"`
+	Note      string        `json:"note,omitempty"`
+}
+
 // Memory is a service's resident set (VmRSS) idle and the most seen under load.
 type Memory struct {
 	Service string `json:"service"`
@@ -73,15 +84,16 @@ type Machine struct {
 
 // Run is a whole benchmark run.
 type Run struct {
-	Date     time.Time `json:"date"`
-	Quick    bool      `json:"quick"`
-	Duration string    `json:"phase_duration"`
-	Machine  Machine   `json:"machine"`
-	Settings []string  `json:"settings"`
-	Phases   []Phase   `json:"phases"`
-	Events   []Latency `json:"events"`
-	Memory   []Memory  `json:"memory"`
-	Notes    []string  `json:"notes"`
+	Date      time.Time  `json:"date"`
+	Quick     bool       `json:"quick"`
+	Duration  string     `json:"phase_duration"`
+	Machine   Machine    `json:"machine"`
+	Settings  []string   `json:"settings"`
+	Phases    []Phase    `json:"phases"`
+	Events    []Latency  `json:"events"`
+	Reminders *Reminders `json:"reminders,omitempty"`
+	Memory    []Memory   `json:"memory"`
+	Notes     []string   `json:"notes"`
 }
 
 // Phase finds a phase by key.
@@ -186,6 +198,12 @@ func Targets(r Run) []Target {
 	phase("create, 64 connections", "gateway/create/max", 1000, 0, true)
 	phase("create, 64 connections of one user", "gateway/create-one-user/max", 1000, 0, true)
 	phase("credit consumes across 1,000 users", "nats/credits-1000-users/max", 2000, 0, false)
+	rem := Target{Name: "reminders due at once, fired per second", Want: "≥ 5000/s", Known: r.Reminders != nil && r.Reminders.Fired > 0}
+	if rem.Known {
+		rem.Got = fmt.Sprintf("%.0f/s (%d reminders, delay p99 %s)", r.Reminders.PerSecond, r.Reminders.Count, ms(r.Reminders.P99))
+		rem.Met = r.Reminders.PerSecond >= 5000 && r.Reminders.Fired == r.Reminders.Count
+	}
+	out = append(out, rem)
 	for _, ra := range Ratios(r) {
 		if ra.Target == 0 {
 			continue
