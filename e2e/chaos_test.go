@@ -193,30 +193,15 @@ func TestChaos(t *testing.T) {
 	}
 
 	outcomes := load.Outcomes()
-	acked := load.AckedTasks()
-	missing := map[string]bool{}
-	for _, id := range rep.MissingTasks {
-		missing[id] = true
-	}
 	var lines []string
 	for _, r := range results {
 		if r.Recovered.IsZero() {
 			continue
 		}
-		lost := 0
-		for id, a := range acked {
-			if missing[id] && !a.At.Before(r.Injected) && a.At.Before(r.Recovered) {
-				lost++
-			}
-		}
-		for _, lr := range load.LostReads() {
-			if !lr.At.Before(r.Injected) && lr.At.Before(r.Recovered) {
-				lost++
-			}
-		}
+		lost, duplicated := rep.In(r.Injected, r.Recovered)
 		tally := chaos.Tally(outcomes, r.Injected, r.Recovered)
 		line := fmt.Sprintf("%-32s lost = %d, duplicated = %d, recovered in %6.2fs (%5.2fs after the repair); meanwhile %s",
-			r.Name, lost, 0, r.Recovery().Seconds(), r.AfterRepair().Seconds(), formatTally(tally))
+			r.Name, lost, duplicated, r.Recovery().Seconds(), r.AfterRepair().Seconds(), formatTally(tally))
 		lines = append(lines, line)
 		if tally["500"] > 0 {
 			t.Errorf("%s: %d requests answered 500 (a missing dependency must be a 503)", r.Name, tally["500"])
@@ -249,6 +234,9 @@ func TestChaos(t *testing.T) {
 		t.Errorf("the load made no progress: %d tasks acknowledged, %d consumes settled", rep.AckedTasks, rep.CreditSettled)
 	}
 }
+
+// Each fault's line counts the findings whose write happened while it ran; findings that
+// belong to no single write (a user's balance) count only in the TOTAL line.
 
 // steady waits until the load has had successes after t again: the system is serving.
 func steady(t *testing.T, load *chaos.Load, since time.Time, rate int) {

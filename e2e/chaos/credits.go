@@ -23,6 +23,7 @@ type CreditOp struct {
 	Refused     bool // INSUFFICIENT_CREDITS: a definite answer that took nothing
 	Settled     bool // a definite answer came (false: gave up while the system was down)
 	Attempts    int
+	At          time.Time // the first attempt
 	// InternalAt holds when attempts were answered INTERNAL_ERROR (a dependency failure
 	// shown as a 500).
 	InternalAt []time.Time
@@ -70,7 +71,7 @@ func (c *Credits) Start() {
 				return
 			case <-t.C:
 			}
-			op := &CreditOp{UserID: c.users[i%len(c.users)].ID, OperationID: uuid.NewString()}
+			op := &CreditOp{UserID: c.users[i%len(c.users)].ID, OperationID: uuid.NewString(), At: time.Now()}
 			c.mu.Lock()
 			c.ops = append(c.ops, op)
 			c.mu.Unlock()

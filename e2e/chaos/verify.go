@@ -26,6 +26,16 @@ type ConsumerCheck struct {
 	Inbox    int      // events the consumer recorded
 	Missing  []string // committed, never applied: lost
 	Unknown  []string // applied, never committed (nothing should be)
+	at       map[string]time.Time
+}
+
+// Finding is one thing lost or applied twice, with the time of the write it concerns
+// (zero when no single write is to blame, e.g. a user's balance), so it can be laid
+// against the fault that was running then.
+type Finding struct {
+	At   time.Time
+	Lost bool // false: duplicated
+	What string
 }
 
 // Report is what the verification found. Lost and Duplicated sum its findings.
@@ -49,6 +59,27 @@ type Report struct {
 	KickstartMissing  []string // users whose auth.user.created never granted kickstart
 	CreditUnknownOps  int      // operations in the ledger the load never sent (other users)
 	CreditOpsInLedger int
+
+	Findings []Finding // every item above that is lost or duplicated, with its time
+}
+
+// In counts the findings whose write happened in [from, to): lost and duplicated.
+func (r Report) In(from, to time.Time) (lost, duplicated int) {
+	for _, f := range r.Findings {
+		if f.At.IsZero() || f.At.Before(from) || !f.At.Before(to) {
+			continue
+		}
+		if f.Lost {
+			lost++
+		} else {
+			duplicated++
+		}
+	}
+	return lost, duplicated
+}
+
+func (r *Report) add(at time.Time, lost bool, what string) {
+	r.Findings = append(r.Findings, Finding{At: at, Lost: lost, What: what})
 }
 
 // Lost counts acknowledged writes or committed events that did not survive.
@@ -85,6 +116,13 @@ func (r Report) String() string {
 		len(r.CreditDoubled), first(r.CreditDoubled), len(r.CreditMismatch), first(r.CreditMismatch))
 	fmt.Fprintf(&b, "kickstart: doubled %d %v, missing %d %v\n", len(r.KickstartDoubled), first(r.KickstartDoubled),
 		len(r.KickstartMissing), first(r.KickstartMissing))
+	for i, f := range r.Findings {
+		if i == 10 {
+			fmt.Fprintf(&b, "… and %d more findings\n", len(r.Findings)-i)
+			break
+		}
+		fmt.Fprintf(&b, "finding at %s: %s\n", f.At.Format("15:04:05.000"), f.What)
+	}
 	return b.String()
 }
 
@@ -162,7 +200,7 @@ func (c Checker) check(ctx context.Context, cc *ConsumerCheck) error {
 	re := subjectRegexp(cc.Filter)
 	// Schema names come from the checks above, never from outside input.
 	rows, err := c.Pool.Query(ctx, fmt.Sprintf(`
-		SELECT o.id::text, i.event_id IS NOT NULL
+		SELECT o.id::text, i.event_id IS NOT NULL, o.created_at
 		FROM %[1]s.outbox o
 		LEFT JOIN %[2]s.inbox i ON i.consumer = $1 AND i.event_id = o.id::text
 		WHERE o.type ~ $2`, cc.Producer, cc.Schema), cc.Durable, re)
@@ -170,11 +208,12 @@ func (c Checker) check(ctx context.Context, cc *ConsumerCheck) error {
 		return fmt.Errorf("consumer %s: %w", cc.Durable, err)
 	}
 	committed := map[string]bool{}
-	cc.Outbox, cc.Missing = 0, nil
+	cc.Outbox, cc.Missing, cc.at = 0, nil, map[string]time.Time{}
 	for rows.Next() {
 		var id string
 		var applied bool
-		if err := rows.Scan(&id, &applied); err != nil {
+		var at time.Time
+		if err := rows.Scan(&id, &applied, &at); err != nil {
 			rows.Close()
 			return err
 		}
@@ -182,6 +221,7 @@ func (c Checker) check(ctx context.Context, cc *ConsumerCheck) error {
 		cc.Outbox++
 		if !applied {
 			cc.Missing = append(cc.Missing, id)
+			cc.at[id] = at
 		}
 	}
 	rows.Close()
@@ -294,6 +334,14 @@ func (c Checker) Verify(ctx context.Context, load *Load, credits *Credits) (Repo
 		}
 	}
 	r.Consumers = ccs
+	for _, cc := range ccs {
+		for _, id := range cc.Missing {
+			r.add(cc.at[id], true, cc.Durable+" never applied "+id)
+		}
+		for _, id := range cc.Unknown {
+			r.add(time.Time{}, false, cc.Durable+" applied "+id+", which no outbox holds")
+		}
+	}
 	if r.Unpublished, err = c.unpublished(ctx); err != nil {
 		return r, err
 	}
@@ -318,6 +366,9 @@ func (c Checker) verifyTasks(ctx context.Context, load *Load, r *Report) error {
 	acked := load.AckedTasks()
 	r.AckedTasks = len(acked)
 	r.LostReads = len(load.LostReads())
+	for _, lr := range load.LostReads() {
+		r.add(lr.At, true, "GET of acknowledged task "+lr.TaskID+" answered 404")
+	}
 	ids := make([]string, 0, len(acked))
 	for id := range acked {
 		ids = append(ids, id)
@@ -337,6 +388,7 @@ func (c Checker) verifyTasks(ctx context.Context, load *Load, r *Report) error {
 		found[id] = true
 		if a := acked[id]; a.UserID != user || version < a.Version {
 			r.OlderVersions = append(r.OlderVersions, fmt.Sprintf("%s: answered v%d of %s, row v%d of %s", id, a.Version, a.UserID, version, user))
+			r.add(a.At, true, "task "+id+" lost an acknowledged update")
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -345,6 +397,7 @@ func (c Checker) verifyTasks(ctx context.Context, load *Load, r *Report) error {
 	for _, id := range ids {
 		if !found[id] {
 			r.MissingTasks = append(r.MissingTasks, id)
+			r.add(acked[id].At, true, "acknowledged task "+id+" is not stored")
 		}
 	}
 	sort.Strings(r.MissingTasks)
@@ -393,9 +446,11 @@ func (c Checker) verifyCredits(ctx context.Context, credits *Credits, r *Report)
 		if _, ok := sent[key]; !ok {
 			r.CreditUnknownOps++
 			r.CreditDoubled = append(r.CreditDoubled, key+": in the ledger, never sent")
+			r.add(time.Time{}, false, key+" in the ledger, never sent")
 		}
 		if moved != amount {
 			r.CreditDoubled = append(r.CreditDoubled, fmt.Sprintf("%s: amount %d, movements %d", key, amount, moved))
+			r.add(sent[key].At, false, key+" took more than its amount")
 		}
 	}
 	rows.Close()
@@ -405,6 +460,7 @@ func (c Checker) verifyCredits(ctx context.Context, credits *Credits, r *Report)
 	for key, op := range sent {
 		if op.Charged > 0 && !inLedger[key] {
 			r.CreditMissing = append(r.CreditMissing, key)
+			r.add(op.At, true, key+" charged but not in the ledger")
 		}
 	}
 	// What the grants lost must equal what the operations took (net of refunds): a credit
@@ -430,6 +486,7 @@ func (c Checker) verifyCredits(ctx context.Context, credits *Credits, r *Report)
 			return err
 		}
 		r.CreditMismatch = append(r.CreditMismatch, fmt.Sprintf("%s: grants drained %d, operations took %d", user, drained, taken))
+		r.add(time.Time{}, false, "user "+user+": grants drained more than the operations took")
 	}
 	return rows.Err()
 }
@@ -444,10 +501,16 @@ func (c Checker) verifyKickstart(ctx context.Context, r *Report) error {
 	if err != nil {
 		return err
 	}
+	for _, u := range r.KickstartDoubled {
+		r.add(time.Time{}, false, "user "+u+" got kickstart credits twice")
+	}
 	r.KickstartMissing, err = c.strings(ctx, `
 		SELECT o.payload->'data'->>'user_id' FROM auth.outbox o
 		WHERE o.type = 'auth.user.created' AND NOT EXISTS (
 			SELECT 1 FROM billing.credit_grants g
 			WHERE g.kind = 'kickstart' AND g.user_id::text = o.payload->'data'->>'user_id')`)
+	for _, u := range r.KickstartMissing {
+		r.add(time.Time{}, true, "user "+u+" never got kickstart credits")
+	}
 	return err
 }
