@@ -123,7 +123,15 @@ func (s *Store) UpdateTemplate(ctx context.Context, a Actor, id string, p recurr
 
 // DeleteTemplate deletes the template; its instances stay, with template_id cleared.
 func (s *Store) DeleteTemplate(ctx context.Context, a Actor, id string) error {
+	if !ValidID(id) {
+		return notFound("template")
+	}
 	return s.inTx(ctx, func(tx pgx.Tx) error {
+		// The instances first, then the template: a completion locks its task and then
+		// the template, so the other order could deadlock with it.
+		if _, err := tx.Exec(ctx, `SELECT id FROM tasks WHERE template_id = $1 AND user_id = $2 ORDER BY id FOR UPDATE`, id, a.UserID); err != nil {
+			return err
+		}
 		if _, err := lockTemplate(ctx, tx, a.UserID, id); err != nil {
 			return err
 		}
