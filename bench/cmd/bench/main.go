@@ -56,7 +56,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.natsURL, "nats-url", "", "NATS of the running stack")
 	fs.StringVar(&o.out, "out", "", "directory for REPORT.md, REPORT.json and latency.png (default: bench/ of the repository)")
 	fs.BoolVar(&o.quick, "quick", false, "short phases (about a minute in all)")
-	fs.DurationVar(&o.phase, "phase", 0, "length of each phase (default 8s, 2s with -quick)")
+	fs.DurationVar(&o.phase, "phase", 0, "length of each phase (default 6s, 2s with -quick)")
 	fs.IntVar(&o.rate, "rate", 500, "requests per second of the fixed-rate phases")
 	fs.IntVar(&o.conns, "conns", 64, "connections (and in-flight requests) of every phase")
 	fs.IntVar(&o.users, "users", 64, "signed-in users whose tasks are read and updated")
@@ -67,7 +67,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	if o.phase == 0 {
-		o.phase = 8 * time.Second
+		o.phase = 6 * time.Second
 		if o.quick {
 			o.phase = 2 * time.Second
 		}
