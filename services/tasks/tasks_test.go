@@ -87,7 +87,8 @@ func (e *env) waitEvents(t testing.TB, subject, subjectUser string, n int) []eve
 	return got
 }
 
-// TestScenario1TaskLifecycle is API.md §10 scenario 1 without reminders and achievements.
+// TestScenario1TaskLifecycle is API.md §10 scenario 1; the absolute reminder is on the
+// second task, so it is deleted with it and comes back with the recovery.
 func TestScenario1TaskLifecycle(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
@@ -128,6 +129,13 @@ func TestScenario1TaskLifecycle(t *testing.T) {
 	}
 	want(t, u.do(t, "PATCH", "/api/v1/subtasks/"+id(u.do(t, "GET", "/api/v1/tasks/"+id(second), nil).data(t)["subtasks"].([]any)[0].(map[string]any)),
 		map[string]any{"completed": true}), 200)
+	at := time.Now().UTC().Add(time.Hour).Truncate(time.Second).Format(time.RFC3339Nano)
+	r = u.do(t, "POST", "/api/v1/tasks/"+id(second)+"/reminders", map[string]any{"type": "absolute", "scheduled_at": at})
+	want(t, r, http.StatusCreated)
+	rem := r.data(t)
+	if rem["type"] != "absolute" || rem["scheduled_at"] != at || rem["fired"] != false || rem["task_id"] != id(second) {
+		t.Fatalf("reminder %v", rem)
+	}
 	wantError(t, u.do(t, "POST", "/api/v1/tasks/"+id(second)+"/force-complete", map[string]any{}), 400, "VALIDATION_ERROR", "version")
 	wantError(t, u.do(t, "POST", "/api/v1/tasks/"+id(second)+"/force-complete", map[string]any{"version": 7}), 409, "CONFLICT", "version")
 	r = u.do(t, "POST", "/api/v1/tasks/"+id(second)+"/force-complete", map[string]any{"version": 1})
@@ -165,6 +173,9 @@ func TestScenario1TaskLifecycle(t *testing.T) {
 	rec := r.data(t)["task"].(map[string]any)
 	if id(rec) != id(second) || rec["version"] != float64(1) || len(rec["subtasks"].([]any)) != 3 || rec["completed_by"] != "force" {
 		t.Fatalf("recovered %v", rec)
+	}
+	if rems := rec["reminders"].([]any); len(rems) != 1 || id(rems[0].(map[string]any)) != id(rem) {
+		t.Fatalf("recovered reminders %v", rec["reminders"])
 	}
 	back := u.do(t, "GET", "/api/v1/tasks/"+id(second), nil).data(t)
 	if back["version"] != float64(1) || back["subtask_count"] != float64(3) {
