@@ -22,6 +22,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/events"
 	"github.com/perpetua-flow/backend/libs/natsembed"
 	"github.com/perpetua-flow/backend/libs/pgtest"
+	"github.com/perpetua-flow/backend/libs/svctest"
 
 	"github.com/perpetua-flow/backend/services/ai/internal/aitest"
 )
@@ -103,28 +104,7 @@ func setup(t *testing.T, edit ...func(map[string]string)) *env {
 	for _, f := range edit {
 		f(vars)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, func(k string) string { return vars[k] }, io.Discard, func(a string) { addr <- a })
-	}()
-	select {
-	case a := <-addr:
-		e.base = "http://" + a
-	case err := <-done:
-		cancel()
-		t.Fatalf("Run: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("the service did not start")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	e.base = svctest.Start(t, Run, vars, nil)
 	return e
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/pgtest"
 	"github.com/perpetua-flow/backend/libs/rpc"
 	"github.com/perpetua-flow/backend/libs/rpc/billingrpc"
+	"github.com/perpetua-flow/backend/libs/svctest"
 	"github.com/perpetua-flow/backend/services/billing/internal/checkout"
 	"github.com/perpetua-flow/backend/services/billing/migrations"
 )
@@ -84,12 +85,6 @@ func setup(t *testing.T, env map[string]string) *service {
 		vars[k] = v
 	}
 	clk := clock.NewFake(start)
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, func(k string) string { return vars[k] }, io.Discard, func(a string) { addr <- a }, clk)
-	}()
 	s := &service{clock: clk, issuer: issuer}
 	pcfg, err := pgxpool.ParseConfig(vars["DATABASE_URL"])
 	if err != nil {
@@ -100,22 +95,9 @@ func setup(t *testing.T, env map[string]string) *service {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.db.Close)
-	select {
-	case a := <-addr:
-		s.url = "http://" + a
-	case err := <-done:
-		cancel()
-		t.Fatalf("billing did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("billing did not start within 60s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("billing stopped with: %v", err)
-		}
-	})
+	s.url = svctest.Start(t, func(ctx context.Context, getenv func(string) string, stdout io.Writer, ready func(string)) error {
+		return run(ctx, getenv, stdout, ready, clk)
+	}, vars, nil)
 	var nc *nats.Conn
 	nc, err = nats.Connect(natsURL)
 	if err != nil {

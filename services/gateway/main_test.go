@@ -24,6 +24,7 @@ import (
 	"github.com/perpetua-flow/backend/libs/authn"
 	"github.com/perpetua-flow/backend/libs/authn/authntest"
 	"github.com/perpetua-flow/backend/libs/httpx"
+	"github.com/perpetua-flow/backend/libs/svctest"
 	"github.com/perpetua-flow/backend/services/gateway/internal/redistest"
 )
 
@@ -145,28 +146,7 @@ func setup(t testing.TB, env map[string]string) *testEnv {
 	for k, v := range env {
 		vars[k] = v
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, func(k string) string { return vars[k] }, io.Discard, func(a string) { addr <- a })
-	}()
-	select {
-	case a := <-addr:
-		e.url = "http://" + a
-	case err := <-done:
-		cancel()
-		t.Fatalf("gateway did not start: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("gateway did not start within 10s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway stopped with %v", err)
-		}
-	})
+	e.url = svctest.Start(t, Run, vars, nil)
 	return e
 }
 
