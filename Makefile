@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export GOPROXY ?= https://proxy.golang.org
 export GOTOOLCHAIN ?= local
 
-MODULES  := libs services/gateway services/auth services/tasks services/ai services/billing deploy/local deploy/k8s e2e
+MODULES  := libs services/gateway services/auth services/tasks services/ai services/billing deploy/local deploy/k8s e2e bench
 PACKAGES := $(addprefix ./,$(addsuffix /...,$(MODULES)))
 TEST_TIMEOUT ?= 30m
 PORT ?= 8080
