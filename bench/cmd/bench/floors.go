@@ -58,9 +58,12 @@ func (b *bench) sampleBody(ctx context.Context) ([]byte, error) {
 
 // loop runs op from conns goroutines for the phase's length and measures it like vegeta
 // measures HTTP (the results go through vegeta.Metrics).
+//
+// Operations still running when the phase ends are waited for and counted, like vegeta's
+// in-flight requests: cutting them off would hide the slowest ones and leave their work
+// running into the next phase.
 func (b *bench) loop(ctx context.Context, key, name, via string, op func(ctx context.Context, worker, i int) error) report.Phase {
-	ctx, cancel := context.WithTimeout(ctx, b.o.phase)
-	defer cancel()
+	end := time.Now().Add(b.o.phase)
 	var mu sync.Mutex
 	var m vegeta.Metrics
 	var errs uint64
@@ -72,11 +75,11 @@ func (b *bench) loop(ctx context.Context, key, name, via string, op func(ctx con
 		go func() {
 			defer wg.Done()
 			var local []*vegeta.Result
-			for i := 0; ctx.Err() == nil; i++ {
+			for i := 0; ctx.Err() == nil && time.Now().Before(end); i++ {
 				start := time.Now()
 				err := op(ctx, w, i)
 				if err != nil && ctx.Err() != nil {
-					break // cut off by the end of the phase: not a result
+					break // the whole run is stopping: not a result
 				}
 				res := &vegeta.Result{Timestamp: start, Latency: time.Since(start), Code: 200}
 				if err != nil {

@@ -52,7 +52,12 @@ func (b *bench) remindersDue(ctx context.Context, n int) (report.Phase, *report.
 	if _, err := b.pool.Exec(ctx, `UPDATE tasks.reminders SET scheduled_at = $2 WHERE task_id = ANY($1::uuid[]) AND NOT fired`, ids, due); err != nil {
 		return created, nil, fmt.Errorf("move reminders: %w", err)
 	}
-	if _, err := b.pool.Exec(ctx, `UPDATE tasks.river_job SET scheduled_at = $1 WHERE kind = $2 AND state IN ('scheduled', 'available')`, due, reminderKind); err != nil {
+	// Only the jobs of these reminders: on a running stack (-url) others' stay put.
+	if _, err := b.pool.Exec(ctx, `
+		UPDATE tasks.river_job j SET scheduled_at = $1
+		FROM tasks.reminders r
+		WHERE j.kind = $2 AND j.state IN ('scheduled', 'available')
+		  AND j.args->>'reminder_id' = r.id::text AND r.task_id = ANY($3::uuid[])`, due, reminderKind, ids); err != nil {
 		return created, nil, fmt.Errorf("move reminder jobs: %w", err)
 	}
 	var total int
