@@ -23,10 +23,14 @@ import (
 )
 
 // Queues. Reminders have their own queue so 10,000 due at once do not wait behind the
-// housekeeping, and housekeeping does not wait behind them.
+// housekeeping, and housekeeping does not wait behind them. River fetches at most
+// MaxWorkers jobs per fetch and fetches at most every 100 ms, so ReminderWorkers sets
+// the ceiling of reminders per second (×10); ReminderConcurrency bounds how many fire at
+// once, so a burst takes that many database connections and leaves the rest to the API.
 const (
 	QueueReminders        = "reminders"
 	ReminderWorkers       = 200
+	ReminderConcurrency   = 8
 	QueueFocus            = "focus"
 	FocusWorkers          = 2
 	reminderKind          = "tasks.reminder.fire"
@@ -141,12 +145,22 @@ type ReminderWorker struct {
 	Publisher Publisher
 	Logger    *slog.Logger
 	Observe   Observer
+	// slots bounds the reminders firing at once (ReminderConcurrency).
+	slots chan struct{}
 }
 
 // Work fires the reminder if its job is still current, then pushes the notification. A
 // failed push is not a failed job: the notification is committed and the client gets it
 // on reconnect.
 func (w *ReminderWorker) Work(ctx context.Context, job *river.Job[ReminderArgs]) error {
+	if w.slots != nil {
+		select {
+		case w.slots <- struct{}{}:
+			defer func() { <-w.slots }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	outcome, ns, err := w.Store.FireReminder(ctx, job.Args.ReminderID, job.Args.Version)
 	if err != nil {
 		return err
@@ -184,6 +198,7 @@ func (w *FocusCloseWorker) Work(ctx context.Context, job *river.Job[FocusCloseAr
 
 // Register adds both workers to workers.
 func Register(workers *river.Workers, firer Firer, closer Closer, pub Publisher, logger *slog.Logger, observe Observer) {
-	river.AddWorker(workers, &ReminderWorker{Store: firer, Publisher: pub, Logger: logger, Observe: observe})
+	river.AddWorker(workers, &ReminderWorker{Store: firer, Publisher: pub, Logger: logger, Observe: observe,
+		slots: make(chan struct{}, ReminderConcurrency)})
 	river.AddWorker(workers, &FocusCloseWorker{Store: closer, Logger: logger})
 }
