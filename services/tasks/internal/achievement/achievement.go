@@ -59,12 +59,15 @@ type Perk struct {
 // Achievement is one entry of the catalogue. Threshold is compared with the Stats field
 // its Category counts (see Stats.Of).
 type Achievement struct {
-	ID        ID
-	Name      string
-	Message   string
-	Category  Category
-	Threshold int
-	Perk      Perk
+	ID   ID
+	Name string
+	// Description says how to earn it ("Complete 5 tasks"); Message is what the user
+	// reads when it unlocks.
+	Description string
+	Message     string
+	Category    Category
+	Threshold   int
+	Perk        Perk
 }
 
 // Thresholds and perk values of API.md §3, one named constant each.
@@ -97,17 +100,17 @@ const (
 // catalogue is every achievement in display order (category, then threshold). It is
 // unexported so no caller can change it; Catalogue hands out a copy.
 var catalogue = []Achievement{
-	{Tasks5, "Getting Started", "You completed 5 tasks. Your task limit grows by 15.", CategoryTasks, Tasks5Threshold, Perk{PerkMaxTasks, Tasks5MaxTasks}},
-	{Tasks25, "Productive", "You completed 25 tasks. Your task limit grows by 25.", CategoryTasks, Tasks25Threshold, Perk{PerkMaxTasks, Tasks25MaxTasks}},
-	{Tasks50, "Achiever", "You completed 50 tasks. Your task limit grows by 50.", CategoryTasks, Tasks50Threshold, Perk{PerkMaxTasks, Tasks50MaxTasks}},
-	{Tasks100, "Centurion", "You completed 100 tasks. Your task limit grows by 100.", CategoryTasks, Tasks100Threshold, Perk{PerkMaxTasks, Tasks100MaxTasks}},
-	{Tasks500, "Legend", "You completed 500 tasks. Your task limit grows by 200.", CategoryTasks, Tasks500Threshold, Perk{PerkMaxTasks, Tasks500MaxTasks}},
-	{Streak7, "Week Streak", "You completed tasks 7 days in a row. You get 3 more AI credits every day.", CategoryStreaks, Streak7Threshold, Perk{PerkDailyAICredits, Streak7DailyAICredits}},
-	{Streak30, "Month Streak", "You completed tasks 30 days in a row. You get 5 more AI credits every day.", CategoryStreaks, Streak30Threshold, Perk{PerkDailyAICredits, Streak30DailyAICredits}},
-	{Streak100, "Unstoppable", "You completed tasks 100 days in a row. You get 10 more AI credits every day.", CategoryStreaks, Streak100Threshold, Perk{PerkDailyAICredits, Streak100DailyAICredits}},
-	{Focus10, "Focused", "You completed 10 tasks with focus. Your task limit grows by 5.", CategoryFocus, Focus10Threshold, Perk{PerkMaxTasks, Focus10MaxTasks}},
-	{Focus50, "Deep Worker", "You completed 50 tasks with focus. Your task limit grows by 10.", CategoryFocus, Focus50Threshold, Perk{PerkMaxTasks, Focus50MaxTasks}},
-	{Notes10, "Note Taker", "You turned 10 notes into tasks. Your note limit grows by 10.", CategoryNotes, Notes10Threshold, Perk{PerkMaxNotes, Notes10MaxNotes}},
+	{Tasks5, "Getting Started", "Complete 5 tasks", "You completed 5 tasks. Your task limit grows by 15.", CategoryTasks, Tasks5Threshold, Perk{PerkMaxTasks, Tasks5MaxTasks}},
+	{Tasks25, "Productive", "Complete 25 tasks", "You completed 25 tasks. Your task limit grows by 25.", CategoryTasks, Tasks25Threshold, Perk{PerkMaxTasks, Tasks25MaxTasks}},
+	{Tasks50, "Achiever", "Complete 50 tasks", "You completed 50 tasks. Your task limit grows by 50.", CategoryTasks, Tasks50Threshold, Perk{PerkMaxTasks, Tasks50MaxTasks}},
+	{Tasks100, "Centurion", "Complete 100 tasks", "You completed 100 tasks. Your task limit grows by 100.", CategoryTasks, Tasks100Threshold, Perk{PerkMaxTasks, Tasks100MaxTasks}},
+	{Tasks500, "Legend", "Complete 500 tasks", "You completed 500 tasks. Your task limit grows by 200.", CategoryTasks, Tasks500Threshold, Perk{PerkMaxTasks, Tasks500MaxTasks}},
+	{Streak7, "Week Streak", "Keep a 7-day streak", "You completed tasks 7 days in a row. You get 3 more AI credits every day.", CategoryStreaks, Streak7Threshold, Perk{PerkDailyAICredits, Streak7DailyAICredits}},
+	{Streak30, "Month Streak", "Keep a 30-day streak", "You completed tasks 30 days in a row. You get 5 more AI credits every day.", CategoryStreaks, Streak30Threshold, Perk{PerkDailyAICredits, Streak30DailyAICredits}},
+	{Streak100, "Unstoppable", "Keep a 100-day streak", "You completed tasks 100 days in a row. You get 10 more AI credits every day.", CategoryStreaks, Streak100Threshold, Perk{PerkDailyAICredits, Streak100DailyAICredits}},
+	{Focus10, "Focused", "Complete 10 tasks with focus", "You completed 10 tasks with focus. Your task limit grows by 5.", CategoryFocus, Focus10Threshold, Perk{PerkMaxTasks, Focus10MaxTasks}},
+	{Focus50, "Deep Worker", "Complete 50 tasks with focus", "You completed 50 tasks with focus. Your task limit grows by 10.", CategoryFocus, Focus50Threshold, Perk{PerkMaxTasks, Focus50MaxTasks}},
+	{Notes10, "Note Taker", "Convert 10 notes to tasks", "You turned 10 notes into tasks. Your note limit grows by 10.", CategoryNotes, Notes10Threshold, Perk{PerkMaxNotes, Notes10MaxNotes}},
 }
 
 // Catalogue is every achievement in display order (a copy; callers may keep it).

@@ -34,8 +34,8 @@ func TestCatalogueMatchesContract(t *testing.T) {
 	}
 	var got []row
 	for _, a := range achievement.Catalogue() {
-		if a.Name == "" || a.Message == "" {
-			t.Errorf("%s: empty name or message", a.ID)
+		if a.Name == "" || a.Message == "" || a.Description == "" {
+			t.Errorf("%s: empty name, description or message", a.ID)
 		}
 		got = append(got, row{a.ID, a.Category, a.Threshold, a.Perk.Type, a.Perk.Value})
 	}

@@ -145,7 +145,7 @@ func (s *Store) unlock(ctx context.Context, tx pgx.Tx, userID string, stats achi
 }
 
 func toTaskAchievement(a achievement.Achievement) task.Achievement {
-	return task.Achievement{ID: string(a.ID), Name: a.Name, Description: a.Message, Category: string(a.Category),
+	return task.Achievement{ID: string(a.ID), Name: a.Name, Description: a.Description, Category: string(a.Category),
 		Threshold: a.Threshold, PerkType: task.PerkType(a.Perk.Type), PerkValue: a.Perk.Value}
 }
 

@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/perpetua-flow/backend/libs/apperr"
+
+	"github.com/perpetua-flow/backend/services/tasks/internal/achievement"
 )
 
 // Base limits of API.md §3 ("Limits"). Pro has no task limit.
@@ -41,21 +43,17 @@ type Achievement struct {
 	PerkValue   int
 }
 
-// Catalogue is every achievement, in display order. Unlocking them is issue 6; limits
-// already use it to say which achievements would raise a limit.
-var Catalogue = []Achievement{
-	{ID: "tasks_5", Name: "Getting Started", Description: "Complete 5 tasks", Category: CategoryTasks, Threshold: 5, PerkType: PerkMaxTasks, PerkValue: 15},
-	{ID: "tasks_25", Name: "Productive", Description: "Complete 25 tasks", Category: CategoryTasks, Threshold: 25, PerkType: PerkMaxTasks, PerkValue: 25},
-	{ID: "tasks_50", Name: "Achiever", Description: "Complete 50 tasks", Category: CategoryTasks, Threshold: 50, PerkType: PerkMaxTasks, PerkValue: 50},
-	{ID: "tasks_100", Name: "Centurion", Description: "Complete 100 tasks", Category: CategoryTasks, Threshold: 100, PerkType: PerkMaxTasks, PerkValue: 100},
-	{ID: "tasks_500", Name: "Legend", Description: "Complete 500 tasks", Category: CategoryTasks, Threshold: 500, PerkType: PerkMaxTasks, PerkValue: 200},
-	{ID: "streak_7", Name: "Week Streak", Description: "Keep a 7-day streak", Category: CategoryStreaks, Threshold: 7, PerkType: PerkDailyCredits, PerkValue: 3},
-	{ID: "streak_30", Name: "Month Streak", Description: "Keep a 30-day streak", Category: CategoryStreaks, Threshold: 30, PerkType: PerkDailyCredits, PerkValue: 5},
-	{ID: "streak_100", Name: "Unstoppable", Description: "Keep a 100-day streak", Category: CategoryStreaks, Threshold: 100, PerkType: PerkDailyCredits, PerkValue: 10},
-	{ID: "focus_10", Name: "Focused", Description: "Complete 10 tasks with focus", Category: CategoryFocus, Threshold: 10, PerkType: PerkMaxTasks, PerkValue: 5},
-	{ID: "focus_50", Name: "Deep Worker", Description: "Complete 50 tasks with focus", Category: CategoryFocus, Threshold: 50, PerkType: PerkMaxTasks, PerkValue: 10},
-	{ID: "notes_10", Name: "Note Taker", Description: "Convert 10 notes to tasks", Category: CategoryNotes, Threshold: 10, PerkType: PerkMaxNotes, PerkValue: 10},
-}
+// Catalogue is every achievement, in display order, as package achievement defines it
+// (thresholds and perks live there, once); limits use it to say which achievements
+// would raise a limit.
+var Catalogue = func() []Achievement {
+	var out []Achievement
+	for _, a := range achievement.Catalogue() {
+		out = append(out, Achievement{ID: string(a.ID), Name: a.Name, Description: a.Description, Category: string(a.Category),
+			Threshold: a.Threshold, PerkType: PerkType(a.Perk.Type), PerkValue: a.Perk.Value})
+	}
+	return out
+}()
 
 // Perks sums the perks of the unlocked achievement ids by type.
 func Perks(unlocked []string) map[PerkType]int {

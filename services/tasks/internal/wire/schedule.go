@@ -96,18 +96,19 @@ func FromFocus(s focus.Session, elapsedSoFar int) FocusSession {
 
 // Achievement is an entry of the catalogue.
 type Achievement struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Message   string `json:"message"`
-	Category  string `json:"category"`
-	Threshold int    `json:"threshold"`
-	PerkType  string `json:"perk_type"`
-	PerkValue int    `json:"perk_value"`
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Message     string `json:"message"`
+	Category    string `json:"category"`
+	Threshold   int    `json:"threshold"`
+	PerkType    string `json:"perk_type"`
+	PerkValue   int    `json:"perk_value"`
 }
 
 // FromAchievement is the wire form of a.
 func FromAchievement(a achievement.Achievement) Achievement {
-	return Achievement{ID: string(a.ID), Name: a.Name, Message: a.Message, Category: string(a.Category),
+	return Achievement{ID: string(a.ID), Name: a.Name, Description: a.Description, Message: a.Message, Category: string(a.Category),
 		Threshold: a.Threshold, PerkType: string(a.Perk.Type), PerkValue: a.Perk.Value}
 }
 
