@@ -68,6 +68,11 @@ func TestRemindersFireOnce(t *testing.T) {
 		t.Fatalf("before reminder %v", before)
 	}
 
+	wantError(t, u.do(t, "POST", "/api/v1/reminders", map[string]any{"type": "absolute", "scheduled_at": at.Format(time.RFC3339Nano)}), 400, "VALIDATION_ERROR", "task_id")
+	list, pg := u.do(t, "GET", "/api/v1/tasks/"+tid+"/reminders", nil).list(t)
+	if len(list) != 2 || pg["total"] != float64(2) || id(list[0].(map[string]any)) != id(abs) {
+		t.Fatalf("reminders list %v %v", list, pg)
+	}
 	eventually(t, "the reminder notification", func() bool { return len(u.notificationsOfType(t, "reminder")) == 1 })
 	e.waitEvents(t, tasksevents.TypeReminderFired, u.ID, 1)
 	d := u.do(t, "GET", "/api/v1/tasks/"+tid, nil).data(t)
