@@ -305,6 +305,15 @@ func testContractTour(t *testing.T, s *stack.Stack) {
 	u.Must(200, "GET", "/api/v1/credits/history", nil, nil)
 	u.Must(200, "GET", "/api/v1/subscription", nil, nil)
 
+	// The assistant, against the fake model: a streamed chat and subtask suggestions.
+	waitBalance(t, u, func(b balance) bool { return b.Kickstart == 5 })
+	ai := func() map[string]string { return map[string]string{"Idempotency-Key": uuid.NewString()} }
+	stream := u.Must(200, "POST", "/api/v1/ai/chat/stream", map[string]any{"message": "Plan my day"}, ai())
+	if !strings.HasPrefix(stream.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("chat stream answered %q", stream.Header.Get("Content-Type"))
+	}
+	u.Must(200, "POST", "/api/v1/ai/generate-subtasks", map[string]any{"task_id": due.ID}, ai())
+
 	// Leaving: sign out the other session, then delete the account.
 	anon.Must(204, "POST", "/api/v1/auth/logout", map[string]string{"refresh_token": other.Refresh}, nil)
 	u.Do("DELETE", "/api/v1/users/me", nil, nil)
