@@ -13,10 +13,12 @@ import (
 	"github.com/perpetua-flow/backend/services/tasks/internal/task"
 )
 
+const entityFocus task.EntityType = "focus_session"
+
+// Activity actions of focus sessions.
 const (
-	entityFocus        task.EntityType = "focus_session"
-	actionFocusStarted                 = "started"
-	actionFocusStopped                 = "stopped"
+	actionFocusStarted = "started"
+	actionFocusStopped = "stopped"
 )
 
 const focusCols = `id, user_id, task_id, started_at, ended_at, elapsed_seconds, coalesce(ended_by, '')`

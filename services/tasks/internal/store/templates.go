@@ -14,12 +14,13 @@ import (
 	"github.com/perpetua-flow/backend/services/tasks/internal/task"
 )
 
+const entityTemplate task.EntityType = "template"
+
 // Activity actions of templates and recurrence.
 const (
-	entityTemplate          task.EntityType = "template"
-	actionInstantiated                      = "instantiated"
-	actionRecurrenceSkipped                 = "recurrence_skipped"
-	actionDeactivated                       = "deactivated"
+	actionInstantiated      = "instantiated"
+	actionRecurrenceSkipped = "recurrence_skipped"
+	actionDeactivated       = "deactivated"
 )
 
 const templateCols = `id, user_id, title, description, priority, estimated_duration, rrule, dtstart, subtasks, next_due,
