@@ -75,7 +75,8 @@ func unlockedSet(ctx context.Context, q pg.Querier, userID string) (achievement.
 }
 
 // recordCompletion is the motivational side of one completion of t at at, inside the
-// completion's transaction: the counters and the streak move, achievements newly reached
+// completion's transaction: the streak and (on the task's first completion) the counters
+// move, achievements newly reached
 // are unlocked (once: the primary key of user_achievements), each announced by
 // tasks.achievement.unlocked and a notification pushed after commit.
 func (s *Store) recordCompletion(ctx context.Context, tx pgx.Tx, t task.Task, at time.Time) (task.Completion, error) {
@@ -88,9 +89,18 @@ func (s *Store) recordCompletion(ctx context.Context, tx pgx.Tx, t task.Task, at
 		t.UserID, t.ID).Scan(&open); err != nil {
 		return task.Completion{}, err
 	}
-	u.stats.LifetimeCompleted++
-	if achievement.IsFocusCompletion(t.FocusTimeSeconds, t.EstimatedDuration, open) {
-		u.stats.FocusCompletions++
+	// A task counts toward the completion achievements once, however often it is
+	// un-completed and completed again; the streak counts days and moves every time.
+	tag, err := tx.Exec(ctx, `UPDATE tasks SET achievement_counted = true WHERE id = $1 AND user_id = $2 AND NOT achievement_counted`,
+		t.ID, t.UserID)
+	if err != nil {
+		return task.Completion{}, err
+	}
+	if tag.RowsAffected() == 1 {
+		u.stats.LifetimeCompleted++
+		if achievement.IsFocusCompletion(t.FocusTimeSeconds, t.EstimatedDuration, open) {
+			u.stats.FocusCompletions++
+		}
 	}
 	u.streak = achievement.RecordCompletion(u.streak, at)
 	u.stats.CurrentStreak, u.stats.LongestStreak = u.streak.Current, u.streak.Longest
