@@ -157,6 +157,13 @@ func (s *Store) restoreTask(ctx context.Context, tx pgx.Tx, a Actor, snap snapsh
 			return TaskDetail{}, err
 		}
 	}
+	// A recovered completed task was counted toward the achievements when it was
+	// completed; completing it again after an un-complete must not count it twice.
+	if t.Completed {
+		if _, err := tx.Exec(ctx, `UPDATE tasks SET achievement_counted = true WHERE id = $1 AND user_id = $2`, t.ID, t.UserID); err != nil {
+			return TaskDetail{}, err
+		}
+	}
 	rems, err := restoredReminders(snap.Reminders)
 	if err != nil {
 		return TaskDetail{}, err
