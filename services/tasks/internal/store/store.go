@@ -220,6 +220,14 @@ func (s *Store) completed(ctx context.Context, tx pgx.Tx, a Actor, t task.Task) 
 // (queuePush) are pushed once it has committed.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	var cur pgx.Tx
+	defer func() {
+		// Also on a panic in fn: the queue of a dead transaction must not stay behind.
+		if cur != nil {
+			s.mu.Lock()
+			delete(s.pending, cur)
+			s.mu.Unlock()
+		}
+	}()
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		cur = tx
 		s.mu.Lock()
