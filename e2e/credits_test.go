@@ -66,9 +66,9 @@ func capture(t *testing.T, userID, eventID string) (body []byte, signature strin
 // API.md §10 scenario 8: a bad signature changes nothing; the same signed event delivered
 // five times activates once and grants once.
 func testScenarioWebhooks(t *testing.T, s *stack.Stack) {
-	u := s.SignIn(email())
+	u := s.SignIn(email()).For(t)
 	waitBalance(t, u, func(b balance) bool { return b.Kickstart == 5 })
-	anon := s.NewClient()
+	anon := s.NewClient().For(t)
 	body, sig := capture(t, u.UserID, "evt_"+uuid.NewString())
 	if r := anon.Do("POST", "/api/v1/webhooks/checkout", body, map[string]string{"Cko-Signature": "00" + sig[2:]}); r.Status != 401 || r.ErrorCode() != "INVALID_SIGNATURE" {
 		t.Fatalf("bad signature: %d %s", r.Status, r.Body)
@@ -98,7 +98,7 @@ func testScenarioWebhooks(t *testing.T, s *stack.Stack) {
 // failure charges nothing, zero credits is 402, and after Pro a 90 s transcription costs
 // 10 subscription credits.
 func testScenarioCredits(t *testing.T, s *stack.Stack, openai *fakes.OpenAI) {
-	u := s.SignIn(email())
+	u := s.SignIn(email()).For(t)
 	waitBalance(t, u, func(b balance) bool { return b.Kickstart == 5 })
 
 	var chat struct {
@@ -149,7 +149,7 @@ func testScenarioCredits(t *testing.T, s *stack.Stack, openai *fakes.OpenAI) {
 
 	// Pro through a signed webhook, then a 90 s transcription costs 10.
 	body, sig := capture(t, u.UserID, "evt_"+uuid.NewString())
-	s.NewClient().Must(200, "POST", "/api/v1/webhooks/checkout", body, map[string]string{"Cko-Signature": sig})
+	s.NewClient().For(t).Must(200, "POST", "/api/v1/webhooks/checkout", body, map[string]string{"Cko-Signature": sig})
 	waitBalance(t, u, func(b balance) bool { return b.Subscription == 50 })
 	refreshed := refreshUntilTier(t, s, u, "pro")
 	var tr struct {
@@ -169,14 +169,14 @@ func testScenarioCredits(t *testing.T, s *stack.Stack, openai *fakes.OpenAI) {
 // learns it from billing's event).
 func refreshUntilTier(t *testing.T, s *stack.Stack, u *stack.Client, tier string) *stack.Client {
 	t.Helper()
-	c := s.NewClient()
+	c := s.NewClient().For(t)
 	refresh := u.Refresh
 	stack.Eventually(t, 20*time.Second, func() error {
 		var tok struct {
 			AccessToken  string `json:"access_token"`
 			RefreshToken string `json:"refresh_token"`
 		}
-		s.NewClient().Must(200, "POST", "/api/v1/auth/refresh", map[string]string{"refresh_token": refresh}, nil).JSON(t, &tok)
+		s.NewClient().For(t).Must(200, "POST", "/api/v1/auth/refresh", map[string]string{"refresh_token": refresh}, nil).JSON(t, &tok)
 		refresh = tok.RefreshToken
 		c.Token = tok.AccessToken
 		var me struct{ Tier string }

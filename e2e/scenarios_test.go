@@ -50,6 +50,10 @@ func TestScenarios(t *testing.T) {
 		"Ownership":                    testScenarioOwnership,
 		"RefreshReuse":                 testScenarioRefreshReuse,
 		"SignUpGrantsKickstartCredits": testSignUpGrantsKickstartCredits,
+		"GoogleSignIn":                 func(t *testing.T, s *stack.Stack) { testGoogleSignIn(t, s, google) },
+		"JWTAttacks":                   testJWTAttacks,
+		"Webhooks":                     testScenarioWebhooks,
+		"Credits":                      func(t *testing.T, s *stack.Stack) { testScenarioCredits(t, s, openai) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -63,7 +67,7 @@ func email() string { return "u-" + uuid.NewString()[:8] + "@example.com" }
 // API.md §10 scenario 1, through the gateway: subtasks, auto-completion, force-complete,
 // delete and recovery with the original id and version 1.
 func testScenarioTaskLifecycle(t *testing.T, s *stack.Stack) {
-	u := s.SignIn(email())
+	u := s.SignIn(email()).For(t)
 
 	var doc task
 	u.Must(201, "POST", "/api/v1/tasks", map[string]any{"title": "Write documentation"}, nil).Data(t, &doc)
@@ -116,7 +120,7 @@ func testScenarioTaskLifecycle(t *testing.T, s *stack.Stack) {
 
 // Scenario 4: two clients update with version 1; one wins, one gets 409 with the version.
 func testScenarioOptimisticLocking(t *testing.T, s *stack.Stack) {
-	u := s.SignIn(email())
+	u := s.SignIn(email()).For(t)
 	var tk task
 	u.Must(201, "POST", "/api/v1/tasks", map[string]any{"title": "Contended"}, nil).Data(t, &tk)
 	statuses := make(chan int, 2)
@@ -146,7 +150,7 @@ func testScenarioOptimisticLocking(t *testing.T, s *stack.Stack) {
 
 // Scenario 5: idempotent creates, replay, key reuse, and 50 concurrent identical requests.
 func testScenarioIdempotency(t *testing.T, s *stack.Stack) {
-	u := s.SignIn(email())
+	u := s.SignIn(email()).For(t)
 	key := map[string]string{"Idempotency-Key": uuid.NewString()}
 	first := u.Must(201, "POST", "/api/v1/tasks", map[string]any{"title": "Once"}, key)
 	again := u.Must(201, "POST", "/api/v1/tasks", map[string]any{"title": "Once"}, key)
@@ -177,7 +181,7 @@ func testScenarioIdempotency(t *testing.T, s *stack.Stack) {
 
 // Scenario 6, first half: a free user's 51st task is refused with LIMIT_EXCEEDED.
 func testScenarioTaskLimit(t *testing.T, s *stack.Stack) {
-	u := s.SignIn(email())
+	u := s.SignIn(email()).For(t)
 	for i := range 50 {
 		u.Must(201, "POST", "/api/v1/tasks", map[string]any{"title": fmt.Sprintf("task %d", i)}, nil)
 	}
@@ -189,7 +193,7 @@ func testScenarioTaskLimit(t *testing.T, s *stack.Stack) {
 
 // Scenario 9 (part): another user's task is 404, whatever the verb.
 func testScenarioOwnership(t *testing.T, s *stack.Stack) {
-	a, b := s.SignIn(email()), s.SignIn(email())
+	a, b := s.SignIn(email()).For(t), s.SignIn(email()).For(t)
 	var tk task
 	a.Must(201, "POST", "/api/v1/tasks", map[string]any{"title": "A's secret"}, nil).Data(t, &tk)
 	b.Must(404, "GET", "/api/v1/tasks/"+tk.ID, nil, nil)
@@ -201,8 +205,8 @@ func testScenarioOwnership(t *testing.T, s *stack.Stack) {
 
 // Scenario 9 (part): a reused refresh token answers 401 and revokes the session.
 func testScenarioRefreshReuse(t *testing.T, s *stack.Stack) {
-	u := s.SignIn(email())
-	anon := s.NewClient()
+	u := s.SignIn(email()).For(t)
+	anon := s.NewClient().For(t)
 	var next struct {
 		RefreshToken string `json:"refresh_token"`
 	}
@@ -219,7 +223,7 @@ func testScenarioRefreshReuse(t *testing.T, s *stack.Stack) {
 
 // A new user gets the 5 kickstart credits: auth.user.created crossed JetStream to billing.
 func testSignUpGrantsKickstartCredits(t *testing.T, s *stack.Stack) {
-	u := s.SignIn(email())
+	u := s.SignIn(email()).For(t)
 	stack.Eventually(t, 15*time.Second, func() error {
 		r := u.Do("GET", "/api/v1/credits/balance", nil, nil)
 		if r.Status != http.StatusOK {

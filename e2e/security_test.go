@@ -14,7 +14,7 @@ import (
 // Google sign-in through the gateway, then the Google ID token itself presented as an
 // access token: only our own tokens open the API.
 func testGoogleSignIn(t *testing.T, s *stack.Stack, g *fakes.Google) {
-	anon := s.NewClient()
+	anon := s.NewClient().For(t)
 	addr := email()
 	idToken := g.IDToken(t, "google-"+uuid.NewString(), addr)
 	var tok struct {
@@ -30,11 +30,11 @@ func testGoogleSignIn(t *testing.T, s *stack.Stack, g *fakes.Google) {
 	if tok.TokenType != "Bearer" || tok.ExpiresIn != 900 || tok.User.Email != addr || tok.User.GoogleID == "" {
 		t.Fatalf("sign-in answer = %+v", tok)
 	}
-	me := s.NewClient()
+	me := s.NewClient().For(t)
 	me.Token = tok.AccessToken
 	me.Must(200, "GET", "/api/v1/users/me", nil, nil)
 
-	asAccess := s.NewClient()
+	asAccess := s.NewClient().For(t)
 	asAccess.Token = idToken
 	if r := asAccess.Do("GET", "/api/v1/tasks", nil, nil); r.Status != 401 || r.ErrorCode() != "INVALID_TOKEN" {
 		t.Fatalf("a Google ID token as an access token: %d %s", r.Status, r.Body)
@@ -46,7 +46,7 @@ func testGoogleSignIn(t *testing.T, s *stack.Stack, g *fakes.Google) {
 
 // API.md §10.9: the JWT attack list against the gateway, each 401.
 func testJWTAttacks(t *testing.T, s *stack.Stack) {
-	u := s.SignIn(email())
+	u := s.SignIn(email()).For(t)
 	parts := strings.Split(u.Token, ".")
 	header, _ := base64.RawURLEncoding.DecodeString(parts[0])
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
@@ -65,7 +65,7 @@ func testJWTAttacks(t *testing.T, s *stack.Stack) {
 		"garbage":             {"not.a.jwt", "INVALID_TOKEN"},
 	}
 	for name, c := range cases {
-		cl := s.NewClient()
+		cl := s.NewClient().For(t)
 		cl.Token = c.token
 		r := cl.Do("GET", "/api/v1/tasks", nil, nil)
 		if r.Status != 401 || r.ErrorCode() != c.code {
