@@ -54,6 +54,9 @@ func TestScenarios(t *testing.T) {
 		"JWTAttacks":                   testJWTAttacks,
 		"Webhooks":                     testScenarioWebhooks,
 		"Credits":                      func(t *testing.T, s *stack.Stack) { testScenarioCredits(t, s, openai) },
+		"LimitsWithPerk":               testScenarioLimitsWithPerk,
+		"Recurrence":                   testScenarioRecurrence,
+		"ReminderFires":                testReminderFires,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
