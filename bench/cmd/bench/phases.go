@@ -30,6 +30,9 @@ func (b *bench) attack(ctx context.Context, key, name, via string, rate int, tr 
 	stop := context.AfterFunc(ctx, func() { a.Stop() })
 	defer stop()
 	for res := range a.Attack(tr, pace, b.o.phase, key) {
+		if res.Error == vegeta.ErrNoTargets.Error() {
+			continue // a targeter with a fixed number of requests ran out: the end, not a request
+		}
 		m.Add(res)
 		if res.Code < 200 || res.Code > 299 || res.Error != "" {
 			errs++
