@@ -11,6 +11,9 @@ import (
 type Metrics struct {
 	// Backlog is the number of unpublished outbox rows after the relay's last pass.
 	Backlog prometheus.Gauge
+	// Lag is the age in seconds of the oldest unpublished outbox row (0 when none): how
+	// late the events of this service are.
+	Lag prometheus.Gauge
 	// Published counts outbox rows published and marked; Duplicates those JetStream
 	// reported as already stored (a republish after a crash before the mark).
 	Published  prometheus.Counter
@@ -36,6 +39,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "events_outbox_backlog", Help: "Unpublished outbox rows after the relay's last pass.",
 		}),
+		Lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "events_outbox_lag_seconds", Help: "Age of the oldest unpublished outbox row after the relay's last pass.",
+		}),
 		Published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "events_outbox_published_total", Help: "Outbox rows published to JetStream and marked.",
 		}),
@@ -49,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "events_consumer_messages_total", Help: "Consumed event messages by consumer and outcome.",
 		}, []string{"consumer", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.Backlog, m.Published, m.Duplicates, m.PublishErrors, m.Handled} {
+	for _, c := range []prometheus.Collector{m.Backlog, m.Lag, m.Published, m.Duplicates, m.PublishErrors, m.Handled} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("events: register metrics: %w", err)
 		}

@@ -318,11 +318,14 @@ func (r *Relay) observeBacklog(ctx context.Context, tx pgx.Tx, force bool) {
 		return
 	}
 	var n int64
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n); err != nil {
+	var lag float64
+	if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+		FROM outbox WHERE published_at IS NULL`).Scan(&n, &lag); err != nil {
 		r.logger.Warn("outbox backlog count failed", "err", err)
 		return
 	}
 	m.Backlog.Set(float64(n))
+	m.Lag.Set(lag)
 }
 
 // listen holds a dedicated connection (not one of the pool's) on LISTEN channel and

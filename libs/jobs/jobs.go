@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
@@ -66,6 +67,8 @@ type Config struct {
 	ErrorHandler river.ErrorHandler
 	// TestOnly makes River start and stop without its production jitter. Tests only.
 	TestOnly bool
+	// Metrics, when set, gets the river_queue_jobs collector (QueueDepth).
+	Metrics prometheus.Registerer
 }
 
 // Migrate creates or upgrades River's tables in schema. Replicas starting together take
@@ -118,6 +121,11 @@ func NewClient(pool *pgxpool.Pool, cfg Config, logger *slog.Logger) (*river.Clie
 	}
 	if logger == nil {
 		logger = slog.Default()
+	}
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(NewQueueDepth(pool)); err != nil {
+			return nil, fmt.Errorf("jobs: register metrics: %w", err)
+		}
 	}
 	queues := cfg.Queues
 	if len(queues) == 0 && cfg.Workers != nil {

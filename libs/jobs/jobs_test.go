@@ -3,12 +3,14 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
 	"github.com/perpetua-flow/backend/libs/jobs"
@@ -242,4 +244,29 @@ func TestConcurrentMigrationsOfAnEmptyDatabase(t *testing.T) {
 	if tables != 1 {
 		t.Fatalf("river_job tables in %s: %d", schema, tables)
 	}
+}
+
+// A job scheduled for later shows in river_queue_jobs{state="scheduled"} until it runs.
+func TestQueueDepthCountsWaitingJobs(t *testing.T) {
+	t.Parallel()
+	f := setup(t, false)
+	insertTx(t, f, "later-"+strconv.FormatInt(time.Now().UnixNano(), 36), &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)}, true)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(jobs.NewQueueDepth(f.pool))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range families {
+		for _, m := range fam.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if fam.GetName() == "river_queue_jobs" && labels["state"] == "scheduled" && m.GetGauge().GetValue() == 1 {
+				return
+			}
+		}
+	}
+	t.Fatalf("no river_queue_jobs{state=scheduled} = 1 in %v", families)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
 	"github.com/perpetua-flow/backend/libs/authn"
@@ -88,7 +89,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 
 	st := store.New(rt.Pool)
 	billing := natsapi.Billing{NC: rt.NC}
-	jobClient, err := jobClient(rt.Pool, cfg, st, billing, clk, logger)
+	jobClient, err := jobClient(rt.Pool, rt.Registry, cfg, st, billing, clk, logger)
 	if err != nil {
 		return err
 	}
@@ -170,7 +171,7 @@ func providers(cfg Config, logger *slog.Logger) (assistant.Model, assistant.Tran
 
 // jobClient is River in the ai schema: refunds that billing did not take at once, and the
 // hourly purge of expired idempotency keys and request counters.
-func jobClient(pool *pgxpool.Pool, cfg Config, st *store.Store, billing natsapi.Billing, clk clock.Clock, logger *slog.Logger) (*river.Client[pgx.Tx], error) {
+func jobClient(pool *pgxpool.Pool, reg prometheus.Registerer, cfg Config, st *store.Store, billing natsapi.Billing, clk clock.Clock, logger *slog.Logger) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &natsapi.RefundWorker{Credits: billing})
 	river.AddWorker(workers, &natsapi.PurgeWorker{Store: st, Now: clk.Now, PurgeKeys: func(ctx context.Context, now time.Time) (int64, error) {
@@ -187,5 +188,6 @@ func jobClient(pool *pgxpool.Pool, cfg Config, st *store.Store, billing natsapi.
 		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 5}},
 		Workers:      workers,
 		PeriodicJobs: periodic,
+		Metrics:      reg,
 	}, logger)
 }

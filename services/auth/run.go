@@ -55,7 +55,6 @@ func Migrate(ctx context.Context, getenv func(string) string, stdout io.Writer) 
 	return nil
 }
 
-
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer, ready func(addr string), clk clock.Clock) error {
 	cfg, err := ReadConfig(getenv)
 	if err != nil {
@@ -119,6 +118,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	workers := river.NewWorkers()
 	purger.Register(workers)
 	jobClient, err := jobs.NewClient(rt.Pool, jobs.Config{
+		Metrics:      rt.Registry,
 		Schema:       Name,
 		Pooler:       cfg.Base.DB.Pooler,
 		Workers:      workers,

@@ -104,7 +104,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	if err != nil {
 		return err
 	}
-	if err := (&natsapi.Credits{Store: st, Clock: clk}).Register(rpcService); err != nil {
+	consumed, refunded, err := natsapi.NewCreditMetrics(rt.Registry)
+	if err != nil {
+		return err
+	}
+	if err := (&natsapi.Credits{Store: st, Clock: clk, Consumed: consumed, Refunded: refunded}).Register(rpcService); err != nil {
 		_ = rpcService.Stop()
 		return err
 	}
@@ -136,7 +140,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	if err != nil {
 		return err
 	}
-	jobClient, err := jobs.NewClient(rt.Pool, jobs.Config{Schema: Name, Pooler: cfg.Base.DB.Pooler, Workers: riverWorkers, PeriodicJobs: periodic}, logger)
+	jobClient, err := jobs.NewClient(rt.Pool, jobs.Config{Metrics: rt.Registry, Schema: Name, Pooler: cfg.Base.DB.Pooler, Workers: riverWorkers, PeriodicJobs: periodic}, logger)
 	if err != nil {
 		return err
 	}

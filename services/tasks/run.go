@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
@@ -35,9 +34,6 @@ import (
 
 // version is reported by the NATS micro service.
 const version = "1.0.0"
-
-// traceFlushTimeout bounds the export of the last spans at shutdown.
-const traceFlushTimeout = 5 * time.Second
 
 // migrate applies every migration of the tasks schema: the service's own tables and the
 // outbox/inbox of libs/events.
@@ -94,17 +90,6 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		return err
 	}
 	defer rt.Close()
-	shutdownTraces, err := telemetry.Setup(ctx, name, cfg.Base.OTLPEndpoint)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), traceFlushTimeout)
-		defer cancel()
-		if err := shutdownTraces(sctx); err != nil {
-			rt.Logger.Warn("flushing traces", "err", err)
-		}
-	}()
 
 	st := store.New(rt.Pool, clock.System{}, outbox)
 	hub, err := notify.New(rt.NC, rt.Logger)
@@ -146,7 +131,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	schedule.Register(jobWorkers, st, st, hub, rt.Logger, nil)
 	queues := schedule.Queues()
 	queues[river.QueueDefault] = river.QueueConfig{MaxWorkers: jobs.DefaultMaxWorkers}
-	jc, err := jobs.NewClient(rt.Pool, jobs.Config{Schema: name, Pooler: cfg.Base.DB.Pooler, Workers: jobWorkers,
+	jc, err := jobs.NewClient(rt.Pool, jobs.Config{Metrics: rt.Registry, Schema: name, Pooler: cfg.Base.DB.Pooler, Workers: jobWorkers,
 		Queues: queues, PeriodicJobs: []*river.PeriodicJob{purge},
 		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.JobRescueAfter}, rt.Logger)
 	if err != nil {

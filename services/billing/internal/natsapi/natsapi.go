@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/perpetua-flow/backend/libs/apperr"
 	"github.com/perpetua-flow/backend/libs/clock"
 	"github.com/perpetua-flow/backend/libs/events"
@@ -44,6 +46,26 @@ const (
 type Credits struct {
 	Store *store.Store
 	Clock clock.Clock
+	// Consumed and Refunded count credits by reason (nil: not counted).
+	Consumed *prometheus.CounterVec
+	Refunded *prometheus.CounterVec
+}
+
+// NewCreditMetrics registers billing_credits_consumed_total and
+// billing_credits_refunded_total (by reason) on reg.
+func NewCreditMetrics(reg prometheus.Registerer) (consumed, refunded *prometheus.CounterVec, err error) {
+	consumed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "billing_credits_consumed_total", Help: "Credits debited by request-reply consumes, by reason (a retried operation counts once).",
+	}, []string{"reason"})
+	refunded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "billing_credits_refunded_total", Help: "Credits given back by refunds, by reason.",
+	}, []string{"reason"})
+	for _, c := range []prometheus.Collector{consumed, refunded} {
+		if err := reg.Register(c); err != nil {
+			return nil, nil, err
+		}
+	}
+	return consumed, refunded, nil
 }
 
 // Register adds the endpoints to s.
@@ -83,6 +105,9 @@ func (c *Credits) consume(ctx context.Context, req billingrpc.ConsumeRequest) (b
 	if err != nil {
 		return billingrpc.ConsumeResponse{}, store.Unavailable(err)
 	}
+	if c.Consumed != nil && !res.Replayed {
+		c.Consumed.WithLabelValues(req.Reason).Add(float64(res.Charged))
+	}
 	return billingrpc.ConsumeResponse{OperationID: res.OperationID, Charged: res.Charged, Balance: balanceDTO(res.Balance)}, nil
 }
 
@@ -98,6 +123,9 @@ func (c *Credits) refund(ctx context.Context, req billingrpc.RefundRequest) (bil
 	res, err := c.Store.Refund(ctx, req.UserID, req.OperationID, req.Reason, c.Clock.Now())
 	if err != nil {
 		return billingrpc.RefundResponse{}, store.Unavailable(err)
+	}
+	if c.Refunded != nil && !res.Replayed && res.Refunded > 0 {
+		c.Refunded.WithLabelValues(req.Reason).Add(float64(res.Refunded))
 	}
 	return billingrpc.RefundResponse{OperationID: res.OperationID, Refunded: res.Refunded, Balance: balanceDTO(res.Balance)}, nil
 }
