@@ -9,7 +9,7 @@ PACKAGES := $(addprefix ./,$(addsuffix /...,$(MODULES)))
 TEST_TIMEOUT ?= 30m
 PORT ?= 8080
 
-.PHONY: help run test test-race bench lint fmt tidy build build-alone
+.PHONY: help run test test-race bench bench-go chaos lint fmt tidy build build-alone
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,8 +29,14 @@ build: ## build every module in the workspace
 build-alone: ## each module builds on its own (replace directive to libs, no go.work)
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go build ./...) || exit 1; done
 
-bench: ## the benchmarks: writes bench/REPORT.md
+bench: ## load the whole system (vegeta, 64 connections) against the machine's floors: writes bench/REPORT.md and bench/latency.png
+	go run ./bench/cmd/bench
+
+bench-go: ## the Go micro-benchmarks of every module (token verification, relay, consumes, reminders, ...)
 	go test -run '^$$' -bench . -benchtime 2s $(PACKAGES)
+
+chaos: ## kill -9 each service, stop NATS, restart Postgres under load; prints lost/duplicated/recovery per fault
+	CHAOS_FULL=1 go test -count=1 -run '^TestChaos$$' -timeout 30m -v ./e2e
 
 lint: ## gofmt, go vet and staticcheck over every module
 	@test -z "$$(gofmt -l $(MODULES))" || (gofmt -l $(MODULES); exit 1)
