@@ -1,13 +1,12 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
+
+	"github.com/perpetua-flow/backend/e2e/stack"
 )
 
 // Fault is one injected failure: Inject breaks something, the fault stays for Down, Repair
@@ -124,38 +123,5 @@ func NewProbe(base string) Probe {
 // Expect sends a request (body marshalled to JSON when not nil) and fails unless the
 // status is want; out, when not nil, receives the decoded body.
 func (p Probe) Expect(ctx context.Context, want int, method, path, token string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, p.Base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := p.Client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	return stack.Call(ctx, p.Client, p.Base, method, path, token, body, want, out)
 }
