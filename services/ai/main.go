@@ -4,25 +4,6 @@
 // `ai migrate` applies the migrations and exits.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "github.com/perpetua-flow/backend/libs/svc"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
-	if len(os.Args) > 1 && os.Args[1] == "migrate" {
-		err = Migrate(ctx, os.Getenv, os.Stdout)
-	} else {
-		err = Run(ctx, os.Getenv, os.Stdout, nil)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ai:", err)
-		os.Exit(1)
-	}
-}
+func main() { svc.Main("ai", Run, Migrate) }
