@@ -118,18 +118,7 @@ type ReminderPatch struct {
 // lockReminder reads the user's reminder and locks its task, then the reminder (the
 // order every writer of a task's rows follows).
 func lockReminder(ctx context.Context, tx pgx.Tx, userID, id string) (task.Task, reminder.Reminder, error) {
-	if !ValidID(id) {
-		return task.Task{}, reminder.Reminder{}, notFound("reminder")
-	}
-	var taskID string
-	err := tx.QueryRow(ctx, `SELECT task_id FROM reminders WHERE id = $1 AND user_id = $2`, id, userID).Scan(&taskID)
-	if pg.IsNoRows(err) {
-		return task.Task{}, reminder.Reminder{}, notFound("reminder")
-	}
-	if err != nil {
-		return task.Task{}, reminder.Reminder{}, err
-	}
-	t, err := lockTask(ctx, tx, userID, taskID)
+	t, err := lockTaskOf(ctx, tx, "reminders", "reminder", userID, id)
 	if err != nil {
 		return task.Task{}, reminder.Reminder{}, err
 	}

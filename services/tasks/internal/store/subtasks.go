@@ -128,20 +128,9 @@ type SubtaskChange struct {
 // lockSubtask finds the user's subtask and locks its task, then the subtask (always the
 // task first, like every subtask change, so two changes never deadlock).
 func lockSubtask(ctx context.Context, tx pgx.Tx, userID, id string) (task.Task, task.Subtask, error) {
-	if !ValidID(id) {
-		return task.Task{}, task.Subtask{}, notFound("subtask")
-	}
-	var taskID string
-	err := tx.QueryRow(ctx, `SELECT task_id FROM subtasks WHERE id = $1 AND user_id = $2`, id, userID).Scan(&taskID)
-	if pg.IsNoRows(err) {
-		return task.Task{}, task.Subtask{}, notFound("subtask")
-	}
+	t, err := lockTaskOf(ctx, tx, "subtasks", "subtask", userID, id)
 	if err != nil {
 		return task.Task{}, task.Subtask{}, err
-	}
-	t, err := lockTask(ctx, tx, userID, taskID)
-	if err != nil {
-		return task.Task{}, task.Subtask{}, notFound("subtask")
 	}
 	st, err := scanSubtask(tx.QueryRow(ctx, `SELECT `+subtaskCols+` FROM subtasks WHERE id = $1 AND user_id = $2 FOR UPDATE`, id, userID))
 	if pg.IsNoRows(err) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/perpetua-flow/backend/libs/apperr"
 	"github.com/perpetua-flow/backend/libs/events/tasksevents"
 	"github.com/perpetua-flow/backend/libs/pg"
 
@@ -134,6 +135,28 @@ func lockTask(ctx context.Context, tx pgx.Tx, userID, id string) (task.Task, err
 	t, err := scanTask(tx.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE`, id, userID))
 	if pg.IsNoRows(err) {
 		return task.Task{}, notFound("task")
+	}
+	return t, err
+}
+
+// lockTaskOf finds the task that owns the user's row id in child (subtasks, reminders) and
+// locks that task: every writer of a task's rows locks the task first, so two changes
+// never deadlock. A missing row, or a task gone meanwhile, is NOT_FOUND for what.
+func lockTaskOf(ctx context.Context, tx pgx.Tx, child, what, userID, id string) (task.Task, error) {
+	if !ValidID(id) {
+		return task.Task{}, notFound(what)
+	}
+	var taskID string
+	err := tx.QueryRow(ctx, `SELECT task_id FROM `+child+` WHERE id = $1 AND user_id = $2`, id, userID).Scan(&taskID)
+	if pg.IsNoRows(err) {
+		return task.Task{}, notFound(what)
+	}
+	if err != nil {
+		return task.Task{}, err
+	}
+	t, err := lockTask(ctx, tx, userID, taskID)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return task.Task{}, notFound(what)
 	}
 	return t, err
 }
