@@ -414,7 +414,11 @@ func TestEventSurvivesRelayKilledBetweenPublishAndMark(t *testing.T) {
 
 	m := metrics(t)
 	start(t, newRelay(e, events.RelayConfig{Metrics: m}).Run)
-	eventually(t, "the second relay to mark every row", func() bool { return unpublished(t, e.pool) == 0 })
+	// The relay counts after its commit, so the rows can read as marked an instant before
+	// the counter moves: wait for both.
+	eventually(t, "the second relay to mark every row and count the duplicates", func() bool {
+		return unpublished(t, e.pool) == 0 && testutil.ToFloat64(m.Duplicates) >= 5
+	})
 	if n := streamMsgs(t, e.js, stream); n != 5 {
 		t.Fatalf("stream holds %d messages, want 5 (the republish deduplicated)", n)
 	}
