@@ -274,7 +274,9 @@ func TestNoRespondersIsServiceUnavailable(t *testing.T) {
 	if apperr.CodeOf(err) != apperr.ServiceUnavailable {
 		t.Fatalf("err = %v, want SERVICE_UNAVAILABLE", err)
 	}
-	if el := time.Since(start); el > time.Second {
+	// Below the 5 s default timeout with room for a loaded machine: the answer must come
+	// from the server's no-responders status, not from waiting the timeout out.
+	if el := time.Since(start); el >= rpc.DefaultTimeout-time.Second {
 		t.Fatalf("no-responders took %s; it should not wait for the timeout", el)
 	}
 }
