@@ -47,11 +47,24 @@ func Ready(checks ...Check) http.HandlerFunc {
 	}
 }
 
-// MountOps adds /health/live, /health/ready and /metrics to mux.
+// MountOps adds /health/live, /health/ready and /metrics to mux. They answer GET and HEAD;
+// any other method is 405 METHOD_NOT_ALLOWED with an Allow header, whatever router mux is.
 func MountOps(mux interface {
 	Handle(pattern string, h http.Handler)
 }, reg *prometheus.Registry, checks ...Check) {
-	mux.Handle("/health/live", http.HandlerFunc(Live))
-	mux.Handle("/health/ready", Ready(checks...))
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/health/live", readOnly(http.HandlerFunc(Live)))
+	mux.Handle("/health/ready", readOnly(Ready(checks...)))
+	mux.Handle("/metrics", readOnly(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+}
+
+// readOnly lets GET and HEAD through to h and refuses every other method.
+func readOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			MethodNotAllowedHandler(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/perpetua-flow/backend/libs/apperr"
 	"github.com/perpetua-flow/backend/libs/httpx"
 	"github.com/perpetua-flow/backend/libs/logging"
@@ -262,5 +264,32 @@ func TestServerShutsDownGracefully(t *testing.T) {
 	}
 	if err := <-served; err != nil {
 		t.Fatalf("Serve = %v", err)
+	}
+}
+
+func TestOpsEndpointsAnswerOnlyReads(t *testing.T) {
+	mux := http.NewServeMux()
+	httpx.MountOps(mux, prometheus.NewRegistry())
+	for _, path := range []string{"/health/live", "/health/ready", "/metrics"} {
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest(m, path, nil))
+			if rec.Code != http.StatusOK {
+				t.Errorf("%s %s = %d, want 200", m, path, rec.Code)
+			}
+		}
+		for _, m := range []string{http.MethodPost, http.MethodDelete, http.MethodPut} {
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest(m, path, strings.NewReader("{}")))
+			if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
+				t.Errorf("%s %s = %d Allow %q, want 405 with Allow: GET, HEAD", m, path, rec.Code, rec.Header().Get("Allow"))
+			}
+			var body struct {
+				Error struct{ Code string } `json:"error"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error.Code != string(apperr.MethodNotAllowed) {
+				t.Errorf("%s %s body %q, want METHOD_NOT_ALLOWED", m, path, rec.Body.String())
+			}
+		}
 	}
 }
