@@ -146,9 +146,7 @@ func TestOverlaysFollowTheDeploymentRules(t *testing.T) {
 				}
 			}
 			checkNoDevSwitches(t, o)
-			if len(o.ingresses) != 1 || o.ingresses[0].Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name != "gateway" {
-				t.Errorf("want exactly one Ingress, to the gateway")
-			}
+			checkIngress(t, o.ingresses)
 			checkDefaultDeny(t, o.policies)
 			cluster, ok := o.custom["Cluster"]
 			if !ok {
@@ -225,4 +223,25 @@ func checkDefaultDeny(t *testing.T, policies []*networkingv1.NetworkPolicy) {
 		}
 	}
 	t.Error("no default-deny NetworkPolicy")
+}
+
+// checkIngress: one Ingress, every path to the gateway, and none that exposes the
+// operational endpoints (/health/*, /metrics) to the internet.
+func checkIngress(t *testing.T, ings []*networkingv1.Ingress) {
+	t.Helper()
+	if len(ings) != 1 {
+		t.Fatalf("%d Ingresses, want exactly one", len(ings))
+	}
+	for _, rule := range ings[0].Spec.Rules {
+		for _, p := range rule.HTTP.Paths {
+			if p.Backend.Service == nil || p.Backend.Service.Name != "gateway" {
+				t.Errorf("Ingress path %s goes elsewhere than the gateway", p.Path)
+			}
+			for _, private := range []string{"/health/live", "/health/ready", "/metrics"} {
+				if strings.HasPrefix(private, p.Path) {
+					t.Errorf("Ingress path %s exposes %s", p.Path, private)
+				}
+			}
+		}
+	}
 }
