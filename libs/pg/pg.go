@@ -93,13 +93,37 @@ type TxBeginner interface {
 	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
 }
 
+// CommitHooker is a transaction that can run code once it has committed: the
+// transactions InTx gives fn implement it. A callback registered with AfterCommit runs
+// after Commit returned nil, in the order registered, and never when the transaction
+// rolls back, fn panics or the commit fails. Like the transaction itself, it is not safe
+// for concurrent use. Savepoints (tx.Begin) do not implement it.
+//
+// It is for work that must not run inside the transaction but must follow it, such as
+// waking the outbox relay (libs/events) without holding a lock until the commit is flushed.
+type CommitHooker interface {
+	AfterCommit(fn func())
+}
+
+// hookTx is the transaction InTx hands to fn. It is a pointer so that it stays usable as
+// a map key, as a plain pgx.Tx is.
+type hookTx struct {
+	pgx.Tx
+	afterCommit []func()
+}
+
+func (t *hookTx) AfterCommit(fn func()) { t.afterCommit = append(t.afterCommit, fn) }
+
 // InTx runs fn in one transaction: committed when fn returns nil, rolled back otherwise
-// (and on panic). This is the one transaction helper of every service.
+// (and on panic). This is the one transaction helper of every service. The transaction
+// fn gets is a CommitHooker; its callbacks run after a successful commit, before InTx
+// returns.
 func InTx(ctx context.Context, db TxBeginner, fn func(tx pgx.Tx) error) (err error) {
-	tx, err := db.BeginTx(ctx, pgx.TxOptions{})
+	begun, err := db.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
 		return fmt.Errorf("pg: begin: %w", err)
 	}
+	tx := &hookTx{Tx: begun}
 	defer func() {
 		if p := recover(); p != nil {
 			_ = tx.Rollback(context.WithoutCancel(ctx))
@@ -116,6 +140,9 @@ func InTx(ctx context.Context, db TxBeginner, fn func(tx pgx.Tx) error) (err err
 	}
 	if err = tx.Commit(ctx); err != nil {
 		return fmt.Errorf("pg: commit: %w", err)
+	}
+	for _, f := range tx.afterCommit {
+		f()
 	}
 	return nil
 }

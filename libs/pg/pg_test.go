@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -66,6 +67,93 @@ func TestInTxCommitsAndRollsBack(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("rows = %d, want 1 (the rolled-back insert must be gone)", n)
 	}
+}
+
+// afterCommit registers a callback counting its runs on tx, failing the test if tx has no
+// commit hooks.
+func afterCommit(t *testing.T, tx pgx.Tx, runs *int) {
+	t.Helper()
+	h, ok := tx.(pg.CommitHooker)
+	if !ok {
+		t.Fatalf("InTx's transaction %T is not a pg.CommitHooker", tx)
+	}
+	h.AfterCommit(func() { *runs++ })
+}
+
+func TestInTxRunsAfterCommitHooksOnlyOnCommit(t *testing.T) {
+	t.Parallel()
+	cfg := setup(t)
+	ctx := context.Background()
+	pool, err := pg.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	// A deferred unique constraint is checked by COMMIT itself, so a transaction can get as
+	// far as the commit and fail there.
+	if _, err := pool.Exec(ctx, `CREATE TABLE deferred (id int UNIQUE DEFERRABLE INITIALLY DEFERRED)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO deferred (id) VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+
+	tests := []struct {
+		name     string
+		fn       func(tx pgx.Tx) error
+		wantErr  string // a part of the error; "" for none
+		wantRuns int
+	}{
+		{name: "commit runs each hook once", fn: func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO things (id, name) VALUES (10, 'kept')`)
+			return err
+		}, wantRuns: 2},
+		{name: "rollback runs none", fn: func(tx pgx.Tx) error { return boom }, wantErr: "boom"},
+		{name: "a failed commit runs none", fn: func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO deferred (id) VALUES (1)`)
+			return err
+		}, wantErr: "pg: commit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var runs, seenAtCommit int
+			err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+				afterCommit(t, tx, &runs)
+				afterCommit(t, tx, &runs)
+				err := tt.fn(tx)
+				seenAtCommit = runs
+				return err
+			})
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("InTx error = %v, want %q", err, tt.wantErr)
+			}
+			if seenAtCommit != 0 {
+				t.Errorf("%d hooks ran inside the transaction", seenAtCommit)
+			}
+			if runs != tt.wantRuns {
+				t.Errorf("hooks ran %d times, want %d", runs, tt.wantRuns)
+			}
+		})
+	}
+
+	t.Run("panic runs none", func(t *testing.T) {
+		var runs int
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("InTx swallowed the panic")
+				}
+			}()
+			_ = pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+				afterCommit(t, tx, &runs)
+				panic("boom")
+			})
+		}()
+		if runs != 0 {
+			t.Errorf("hooks ran %d times after a panic, want 0", runs)
+		}
+	})
 }
 
 func TestMigrateIsIdempotentAndUsesOwnVersionTable(t *testing.T) {
