@@ -66,8 +66,7 @@ func lockAccount(ctx context.Context, tx pgx.Tx, userID string, now time.Time, s
 	}
 	a := &account{tx: tx, userID: userID, now: now}
 	lock := func() error {
-		return tx.QueryRow(ctx, `SELECT created_at, daily_perk FROM credit_accounts WHERE user_id = $1 FOR UPDATE`,
-			userID).Scan(&a.createdAt, &a.dailyPerk)
+		return tx.QueryRow(ctx, lockAccountSQL, userID).Scan(&a.createdAt, &a.dailyPerk)
 	}
 	err := lock()
 	if pg.IsNoRows(err) {
@@ -97,11 +96,8 @@ func lockAccount(ctx context.Context, tx pgx.Tx, userID string, now time.Time, s
 // open locks the account and brings it up to date at now: leftovers of expired grants are
 // written off as expire rows, and today's daily grant is made if it is due.
 func open(ctx context.Context, tx pgx.Tx, userID string, now time.Time, signedUpAt *time.Time) (*account, error) {
-	a, err := lockAccount(ctx, tx, userID, now, signedUpAt)
+	a, err := lockAndLoad(ctx, tx, userID, now, signedUpAt)
 	if err != nil {
-		return nil, err
-	}
-	if err := a.load(ctx); err != nil {
 		return nil, err
 	}
 	if err := a.writeOffExpired(ctx); err != nil {
@@ -113,14 +109,73 @@ func open(ctx context.Context, tx pgx.Tx, userID string, now time.Time, signedUp
 	return a, nil
 }
 
+// lockAccountSQL locks the user's account row and reads what the day's grant needs.
+const lockAccountSQL = `SELECT created_at, daily_perk FROM credit_accounts WHERE user_id = $1 FOR UPDATE`
+
+// loadGrantsSQL reads the grants that still hold credits, and today's daily grant even when
+// spent (to know it exists).
+const loadGrantsSQL = `
+	SELECT id::text, kind, amount, remaining, expires_at, created_at, day IS NOT NULL AND day = $2::date
+	FROM credit_grants WHERE user_id = $1 AND (remaining > 0 OR (kind = 'daily' AND day = $2::date))`
+
+// lockAndLoad is lockAccount then load. For an account that exists (every request after
+// the user's first) both go in one round trip: the batch's statements run in order in
+// the transaction, so the grants are read under the lock. A first-seen user, or a
+// sign-up time to reconcile, takes the general path.
+func lockAndLoad(ctx context.Context, tx pgx.Tx, userID string, now time.Time, signedUpAt *time.Time) (*account, error) {
+	if signedUpAt == nil {
+		a, found, err := tryLockAndLoad(ctx, tx, userID, now)
+		if err != nil || found {
+			return a, err
+		}
+	}
+	a, err := lockAccount(ctx, tx, userID, now, signedUpAt)
+	if err != nil {
+		return nil, err
+	}
+	return a, a.load(ctx)
+}
+
+// tryLockAndLoad locks and loads an existing account in one batch; found is false when
+// the user has no account row yet.
+func tryLockAndLoad(ctx context.Context, tx pgx.Tx, userID string, now time.Time) (a *account, found bool, err error) {
+	b := &pgx.Batch{}
+	b.Queue(lockAccountSQL, userID)
+	b.Queue(loadGrantsSQL, userID, credit.StartOfDay(now))
+	br := tx.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); cerr != nil && err == nil {
+			a, found, err = nil, false, fmt.Errorf("store: lock account: %w", cerr)
+		}
+	}()
+	a = &account{tx: tx, userID: userID, now: now}
+	err = br.QueryRow().Scan(&a.createdAt, &a.dailyPerk)
+	if pg.IsNoRows(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("store: lock account: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, false, fmt.Errorf("store: load grants: %w", err)
+	}
+	if err := a.collectGrants(rows); err != nil {
+		return nil, false, err
+	}
+	return a, true, nil
+}
+
 func (a *account) load(ctx context.Context) error {
-	today := credit.StartOfDay(a.now)
-	rows, err := a.tx.Query(ctx, `
-		SELECT id::text, kind, amount, remaining, expires_at, created_at, day IS NOT NULL AND day = $2::date
-		FROM credit_grants WHERE user_id = $1 AND (remaining > 0 OR (kind = 'daily' AND day = $2::date))`, a.userID, today)
+	rows, err := a.tx.Query(ctx, loadGrantsSQL, a.userID, credit.StartOfDay(a.now))
 	if err != nil {
 		return fmt.Errorf("store: load grants: %w", err)
 	}
+	return a.collectGrants(rows)
+}
+
+// collectGrants reads loadGrantsSQL's rows into the account.
+func (a *account) collectGrants(rows pgx.Rows) error {
 	a.hasToday = false
 	grants, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (credit.Grant, error) {
 		var g credit.Grant
