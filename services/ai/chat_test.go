@@ -240,6 +240,35 @@ func TestEleventhRequestOnOneTaskInOneSessionIsRefused(t *testing.T) {
 	e.call(t, e.newSession(t, u), req{path: "/ai/chat", body: map[string]any{"message": "hi"}, headers: map[string]string{"X-Task-Id": task}}).expect(t, 200, "")
 }
 
+func TestUnansweredRequestsDoNotCountTowardsTheTaskLimit(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u := e.user(t, "pro", 10)
+	task := addTask(e, u, "Plan the launch")
+	onTask := map[string]string{"X-Task-Id": task}
+	// The provider fails three times (503, refunded), then the credits run out (402).
+	e.openai.Always(aitest.Reply{Status: 500})
+	for range 3 {
+		e.call(t, u, req{path: "/ai/chat", body: map[string]any{"message": "hi"}, headers: onTask}).expect(t, 503, "AI_SERVICE_UNAVAILABLE")
+		e.call(t, u, req{path: "/ai/generate-subtasks", body: map[string]any{"task_id": task}}).expect(t, 503, "AI_SERVICE_UNAVAILABLE")
+	}
+	e.openai.Always(aitest.Reply{Text: "answer"})
+	for i := 1; i <= 10; i++ {
+		res := e.call(t, u, req{path: "/ai/chat", body: map[string]any{"message": "hi"}, headers: onTask}).expect(t, 200, "")
+		if got, want := res.data["ai_request_warning"], i >= 5; got != want {
+			t.Fatalf("answered request %d: ai_request_warning %v, want %v (failed requests were counted)", i, got, want)
+		}
+	}
+	e.call(t, u, req{path: "/ai/chat", body: map[string]any{"message": "one more"}, headers: onTask}).expect(t, 429, "AI_TASK_LIMIT_REACHED")
+	// Out of credits on a fresh task: 402 leaves the count untouched too.
+	broke := e.user(t, "pro", 0)
+	other := addTask(e, broke, "Other")
+	for range 12 {
+		e.call(t, broke, req{path: "/ai/chat", body: map[string]any{"message": "hi"}, headers: map[string]string{"X-Task-Id": other}}).
+			expect(t, 402, "INSUFFICIENT_CREDITS")
+	}
+}
+
 func TestBadInputGetsTheDocumentedCodes(t *testing.T) {
 	t.Parallel()
 	e := setup(t)

@@ -77,6 +77,8 @@ type Store interface {
 	// CountTaskRequest counts one more request on (session, task) and returns the count;
 	// AI_TASK_LIMIT_REACHED once TaskRequestLimit were counted within TaskCounterTTL.
 	CountTaskRequest(ctx context.Context, userID, sessionID, taskID string, now time.Time) (int, error)
+	// UncountTaskRequest gives back a counted request that got no answer.
+	UncountTaskRequest(ctx context.Context, userID, sessionID, taskID string, now time.Time) error
 	LogRequest(ctx context.Context, l RequestLog) error
 	// LogNoteConverted writes the log row and the ai.note.converted event together.
 	LogNoteConverted(ctx context.Context, l RequestLog, noteID string) error
@@ -211,6 +213,20 @@ func (s *Service) release(ctx context.Context, r reservation, why string) {
 	}
 }
 
+// uncount gives back the (session, task) request counted for taskID ("" counted nothing)
+// when the request ends without an answer. It runs detached from the request; a failure
+// only costs the user one of their ten requests, so it is logged, not returned.
+func (s *Service) uncount(ctx context.Context, c Caller, taskID string) {
+	if taskID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
+	defer cancel()
+	if err := s.cfg.Store.UncountTaskRequest(ctx, c.UserID, c.SessionID, taskID, s.cfg.Clock.Now()); err != nil {
+		s.cfg.Logger.ErrorContext(ctx, "give back the task request count", "err", err, "task_id", taskID)
+	}
+}
+
 func (s *Service) log(ctx context.Context, l RequestLog) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
 	defer cancel()
@@ -255,6 +271,8 @@ type chatPlan struct {
 	prompt  ChatPrompt
 	known   map[string]Task
 	warning bool
+	// counted is the task whose (session, task) counter this request took, if any.
+	counted string
 }
 
 // prepare checks everything that can fail before credits are taken.
@@ -267,7 +285,7 @@ func (s *Service) prepare(ctx context.Context, c Caller, in ChatInput) (chatPlan
 	}
 	known := map[string]Task{}
 	var tasks []Task
-	warning := false
+	warning, counted := false, ""
 	if in.TaskID != "" {
 		t, err := s.task(ctx, c.UserID, in.TaskID)
 		if err != nil {
@@ -278,12 +296,14 @@ func (s *Service) prepare(ctx context.Context, c Caller, in ChatInput) (chatPlan
 			return chatPlan{}, err
 		}
 		warning = RequestWarning(n)
+		counted = t.ID
 		known[t.ID] = t
 		tasks = append(tasks, t)
 	}
 	if in.IncludeTasks {
 		list, err := s.cfg.Tasks.Context(ctx, c.UserID, "", in.TaskLimit)
 		if err != nil {
+			s.uncount(ctx, c, counted)
 			return chatPlan{}, err
 		}
 		for _, t := range list {
@@ -297,7 +317,7 @@ func (s *Service) prepare(ctx context.Context, c Caller, in ChatInput) (chatPlan
 	if len(tasks) > 0 {
 		p.Tools = Tools(c.Tier)
 	}
-	return chatPlan{prompt: p, known: known, warning: warning}, nil
+	return chatPlan{prompt: p, known: known, warning: warning, counted: counted}, nil
 }
 
 // task is one of the user's tasks, TASK_NOT_FOUND when it is not theirs.
@@ -331,6 +351,7 @@ func (s *Service) chat(ctx context.Context, c Caller, in ChatInput, onText func(
 	}
 	res, err := s.reserve(ctx, c.UserID, BaseOperationID(c.UserID, c.IdempotencyKey, KindChat), KindChat, CostChat)
 	if err != nil {
+		s.uncount(ctx, c, plan.counted)
 		return ChatOutput{}, err
 	}
 	start := s.cfg.Clock.Now()
@@ -347,6 +368,7 @@ func (s *Service) chat(ctx context.Context, c Caller, in ChatInput, onText func(
 	if err != nil {
 		entry.Outcome, err = providerFailed(ctx, apperr.AIServiceUnavailable, "the AI service", err)
 		s.release(ctx, res, entry.Outcome)
+		s.uncount(ctx, c, plan.counted)
 		s.log(ctx, entry)
 		return ChatOutput{}, err
 	}
@@ -387,6 +409,7 @@ func (s *Service) GenerateSubtasks(ctx context.Context, c Caller, taskID string)
 	}
 	res, err := s.reserve(ctx, c.UserID, BaseOperationID(c.UserID, c.IdempotencyKey, KindGenerateSubtasks), KindGenerateSubtasks, CostGenerateSubtasks)
 	if err != nil {
+		s.uncount(ctx, c, t.ID)
 		return SubtasksOutput{}, err
 	}
 	start := s.cfg.Clock.Now()
@@ -404,6 +427,7 @@ func (s *Service) GenerateSubtasks(ctx context.Context, c Caller, taskID string)
 	if err != nil {
 		entry.Outcome, err = providerFailed(ctx, apperr.AIServiceUnavailable, "the AI service", err)
 		s.release(ctx, res, entry.Outcome)
+		s.uncount(ctx, c, t.ID)
 		s.log(ctx, entry)
 		return SubtasksOutput{}, err
 	}

@@ -51,6 +51,19 @@ RETURNING count`
 	return n, nil
 }
 
+// UncountTaskRequest gives back one request counted on (session, task) that got no answer
+// (no credits, the provider failed): the limit counts answered requests, as the credits
+// do. A window that has ended meanwhile is left alone.
+func (s *Store) UncountTaskRequest(ctx context.Context, userID, sessionID, taskID string, now time.Time) error {
+	if _, err := s.pool.Exec(ctx, `
+		UPDATE task_request_counters SET count = count - 1
+		WHERE session_id = $2 AND task_id = $3 AND user_id = $1 AND count > 0 AND expires_at > $4`,
+		userID, sessionID, taskID, now); err != nil {
+		return fmt.Errorf("store: uncount task request: %w", err)
+	}
+	return nil
+}
+
 // LogRequest writes one request log row.
 func (s *Store) LogRequest(ctx context.Context, l assistant.RequestLog) error {
 	return insertLog(ctx, s.pool, l)
