@@ -31,17 +31,10 @@ func insertNote(ctx context.Context, tx pgx.Tx, n task.Note) error {
 // ListNotes is one page of the user's notes, newest first; archived nil means all.
 func (s *Store) ListNotes(ctx context.Context, userID string, archived *bool, p Page) ([]task.Note, int, error) {
 	cond := `user_id = $1 AND ($2::boolean IS NULL OR archived = $2)`
-	var total int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM notes WHERE `+cond, userID, archived).Scan(&total); err != nil {
-		return nil, 0, err
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+noteCols+` FROM notes WHERE `+cond+` ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`,
-		userID, archived, p.Limit, p.Offset)
-	if err != nil {
-		return nil, 0, err
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (task.Note, error) { return scanNote(r) })
-	return out, total, err
+	return listPage(ctx, s.pool, scanNote,
+		`SELECT count(*) FROM notes WHERE `+cond, []any{userID, archived},
+		`SELECT `+noteCols+` FROM notes WHERE `+cond+` ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`,
+		[]any{userID, archived, p.Limit, p.Offset})
 }
 
 // GetNote is one of the user's notes.
@@ -138,7 +131,9 @@ func (s *Store) DeleteNote(ctx context.Context, a Actor, id string) (task.Tombst
 		if _, err := tx.Exec(ctx, `DELETE FROM notes WHERE id = $1 AND user_id = $2`, id, a.UserID); err != nil {
 			return err
 		}
-		if err := s.release(ctx, tx, a.UserID, task.ResourceNotes); err != nil {
+		// A delete frees its slot by the row being gone; the user's lock is for the
+		// tombstone eviction of bury.
+		if err := lockUser(ctx, tx, a.UserID); err != nil {
 			return err
 		}
 		tomb, err = s.bury(ctx, tx, a.UserID, task.EntityNote, cur.ID, task.TombstoneTitle(cur.Content), snapshot{Note: &cur})

@@ -6,7 +6,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sync"
 	"time"
 
@@ -115,50 +114,70 @@ func (s *Store) Limits(ctx context.Context, userID string, tier task.Tier) (task
 	return task.EffectiveLimits(tier, unlocked), unlocked, nil
 }
 
-// reserve counts one more task or note for the user against the limit, atomically: the
-// conditional upsert on the counter row serialises concurrent creates of one user, so 20
-// concurrent creates at 49 tasks leave exactly 50 (DESIGN-NOTES "Limits under concurrency").
+// userLockClass is the first key of the per-user advisory locks of this service
+// (pg_advisory_xact_lock(int4, int4)); the libraries' advisory locks (outbox relay, River,
+// migrations) use the one-bigint form, a key space of its own.
+const userLockClass = 0x7461736b // "task"
+
+// lockUser takes the user's transaction-level advisory lock: limited creates and
+// recoveries, and deletes (whose tombstone eviction must not race), of one user serialise
+// on it. Users never block each other (two users whose ids hash alike only wait).
+func lockUser(ctx context.Context, tx pgx.Tx, userID string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, userLockClass, userID)
+	return err
+}
+
+// reserve checks, inside a create's or a recovery's transaction and before its insert,
+// that the user may hold one more task or note (API.md §3 "Limits", DESIGN-NOTES "Limits
+// under concurrency").
+//
+// A resource without a limit (Pro tasks; perks only raise a limit, so there is none to
+// raise) takes no lock and counts nothing: creates of one Pro user run in parallel.
+//
+// A limited one is counted from the rows themselves under the user's lock (lockUser):
+// lock, then count in a second statement of the same batch, so under READ COMMITTED the
+// count's snapshot is taken after the lock was granted and sees every create that held
+// it before (each holds it to its commit). 20 concurrent creates at 49 leave exactly 50.
+// What counts is every row the user holds: tasks open, completed, hidden or archived
+// (not templates, not tombstones), notes archived or not. A free user has at most ~50,
+// so count(*) over the user's index is cheap.
+//
+// Counting rows rather than keeping a counter means nothing can drift: a Pro user, who
+// is not counted, downgraded to free is held to the limit by the tasks they really have.
+// The user_counts table of the earlier counter is no longer read or written; it stays
+// for this release, since replicas of the previous one still update it during a rolling
+// deploy (while both run, a create on an old replica is checked against its stale
+// counter, so the limit may be passed by the creates made meanwhile; the rows then
+// refuse further creates). A later migration drops it.
 func (s *Store) reserve(ctx context.Context, tx pgx.Tx, a Actor, r task.Resource) error {
+	if r == task.ResourceTasks && task.EffectiveLimits(a.Tier, nil).MaxTasks == nil {
+		return nil
+	}
 	unlocked, err := s.unlockedAchievements(ctx, tx, a.UserID)
 	if err != nil {
 		return err
 	}
 	lim := task.EffectiveLimits(a.Tier, unlocked)
-	col, max := "tasks", lim.MaxTasks
-	if r == task.ResourceNotes {
-		col, max = "notes", &lim.MaxNotes
+	limit, count := lim.MaxNotes, `SELECT count(*) FROM notes WHERE user_id = $1`
+	if r == task.ResourceTasks {
+		limit, count = *lim.MaxTasks, `SELECT count(*) FROM tasks WHERE user_id = $1`
 	}
-	limit := int64(1<<31 - 1)
-	if max != nil {
-		limit = int64(*max)
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1, hashtext($2))`, userLockClass, a.UserID)
+	b.Queue(count, a.UserID)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return err
 	}
-	// col is one of two constants, never client input.
-	q := fmt.Sprintf(`INSERT INTO user_counts (user_id, %[1]s) VALUES ($1, 1)
-		ON CONFLICT (user_id) DO UPDATE SET %[1]s = user_counts.%[1]s + 1 WHERE user_counts.%[1]s < $2
-		RETURNING %[1]s`, col)
 	var n int
-	err = tx.QueryRow(ctx, q, a.UserID, limit).Scan(&n)
-	if pg.IsNoRows(err) {
-		var count int
-		if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT %s FROM user_counts WHERE user_id = $1`, col), a.UserID).Scan(&count); err != nil {
-			return err
-		}
-		return task.ErrLimit(r, int(limit), count, unlocked)
+	if err := br.QueryRow().Scan(&n); err != nil {
+		return err
 	}
-	if err == nil && n > int(limit) {
-		return task.ErrLimit(r, int(limit), n-1, unlocked)
+	if n >= limit {
+		return task.ErrLimit(r, limit, n, unlocked)
 	}
-	return err
-}
-
-// release gives a reserved slot back (delete).
-func (s *Store) release(ctx context.Context, tx pgx.Tx, userID string, r task.Resource) error {
-	col := "tasks"
-	if r == task.ResourceNotes {
-		col = "notes"
-	}
-	_, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE user_counts SET %[1]s = greatest(%[1]s - 1, 0) WHERE user_id = $1`, col), userID)
-	return err
+	return br.Close()
 }
 
 // record writes one activity row in tx.

@@ -262,3 +262,97 @@ func TestPurgeActivityAndOperations(t *testing.T) {
 		t.Fatalf("purged %d operations (%v)", n, err)
 	}
 }
+
+// TestLimitCountsRowsAfterDowngrade: Pro creates are not counted anywhere, so the free
+// limit after a downgrade holds the user to the tasks they really have, archived and
+// hidden ones included; deletes bring them back under it.
+func TestLimitCountsRowsAfterDowngrade(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	ctx := context.Background()
+	pro := actor(task.Pro)
+	var ids []string
+	for i := range task.MaxTasksFree + 2 {
+		tk, err := s.CreateTask(ctx, pro, task.NewTask{Title: fmt.Sprintf("t%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tk.ID)
+	}
+	yes := true
+	if _, _, err := s.UpdateTask(ctx, pro, ids[0], task.Patch{Archived: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UpdateTask(ctx, pro, ids[1], task.Patch{Hidden: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	free := pro
+	free.Tier = task.Free
+	_, err := s.CreateTask(ctx, free, task.NewTask{Title: "over"})
+	if e, ok := apperr.As(err); !ok || e.Code != apperr.LimitExceeded || e.Details[0].Message != "50" || e.Details[1].Message != "52" {
+		t.Fatalf("free create with 52 tasks: %v", err)
+	}
+	for _, id := range ids[:3] {
+		if _, err := s.DeleteTask(ctx, free, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CreateTask(ctx, free, task.NewTask{Title: "the 50th"}); err != nil {
+		t.Fatalf("free create with 49 tasks: %v", err)
+	}
+	if _, err := s.CreateTask(ctx, free, task.NewTask{Title: "51st"}); apperr.CodeOf(err) != apperr.LimitExceeded {
+		t.Fatalf("free create with 50 tasks: %v", err)
+	}
+}
+
+// TestNoteLimitUnderConcurrency: 20 concurrent creates at 19 notes leave exactly 20, and
+// a recovery is checked against the same limit.
+func TestNoteLimitUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	s, pool := setup(t)
+	ctx := context.Background()
+	a := actor(task.Free)
+	var first task.Note
+	for i := range task.MaxNotesFree - 1 {
+		n, err := s.CreateNote(ctx, a, task.NewNote{Content: fmt.Sprintf("n%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = n
+		}
+	}
+	errs := make(chan error, 20)
+	for i := range 20 {
+		go func() {
+			_, err := s.CreateNote(ctx, a, task.NewNote{Content: fmt.Sprintf("race %d", i)})
+			errs <- err
+		}()
+	}
+	created := 0
+	for range 20 {
+		switch err := <-errs; {
+		case err == nil:
+			created++
+		case apperr.CodeOf(err) != apperr.LimitExceeded:
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM notes WHERE user_id = $1`, a.UserID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if created != 1 || n != task.MaxNotesFree {
+		t.Fatalf("%d of 20 concurrent creates succeeded, %d notes; want 1 and %d", created, n, task.MaxNotesFree)
+	}
+	tomb, err := s.DeleteNote(ctx, a, first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateNote(ctx, a, task.NewNote{Content: "fills the slot"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recover(ctx, a, tomb.ID); apperr.CodeOf(err) != apperr.LimitExceeded {
+		t.Fatalf("recovery at the limit: %v", err)
+	}
+}

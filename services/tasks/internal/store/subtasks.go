@@ -23,8 +23,11 @@ func scanSubtask(row pgx.Row) (task.Subtask, error) {
 	return st, err
 }
 
+// subtasksOfSQL is the task's ($1) subtasks of the user ($2) by order_index.
+const subtasksOfSQL = `SELECT ` + subtaskCols + ` FROM subtasks WHERE task_id = $1 AND user_id = $2 ORDER BY order_index`
+
 func (s *Store) subtasksOf(ctx context.Context, q pg.Querier, userID, taskID string) ([]task.Subtask, error) {
-	rows, err := q.Query(ctx, `SELECT `+subtaskCols+` FROM subtasks WHERE task_id = $1 AND user_id = $2 ORDER BY order_index`, taskID, userID)
+	rows, err := q.Query(ctx, subtasksOfSQL, taskID, userID)
 	if err != nil {
 		return nil, err
 	}

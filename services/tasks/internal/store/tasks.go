@@ -85,18 +85,36 @@ func (s *Store) ListTasks(ctx context.Context, userID string, f TaskFilter, p Pa
 		add(`title ILIKE '%%' || $%d || '%%' ESCAPE '\'`, escapeLike(f.Query))
 	}
 	cond := strings.Join(where, " AND ")
+	pageArgs := append(args[:len(args):len(args)], p.Limit, p.Offset)
+	return listPage(ctx, s.pool, scanTask,
+		`SELECT count(*) FROM tasks WHERE `+cond, args,
+		fmt.Sprintf(`SELECT %s FROM tasks WHERE %s ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`,
+			taskCols, cond, len(pageArgs)-1, len(pageArgs)), pageArgs)
+}
+
+// listPage is a list endpoint's total and page in one round trip: the count and the page
+// query in one batch. (count(*) OVER () in the page query would need no batch, but a page
+// beyond the end has no row to carry the total, and it counts by reading every row of
+// the page query rather than stopping at LIMIT.)
+func listPage[T any](ctx context.Context, q batcher, scan func(pgx.Row) (T, error), countSQL string, countArgs []any, pageSQL string, pageArgs []any) ([]T, int, error) {
+	b := &pgx.Batch{}
+	b.Queue(countSQL, countArgs...)
+	b.Queue(pageSQL, pageArgs...)
+	br := q.SendBatch(ctx, b)
+	defer br.Close()
 	var total int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE `+cond, args...).Scan(&total); err != nil {
+	if err := br.QueryRow().Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	args = append(args, p.Limit, p.Offset)
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT %s FROM tasks WHERE %s ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`,
-		taskCols, cond, len(args)-1, len(args)), args...)
+	rows, err := br.Query()
 	if err != nil {
 		return nil, 0, err
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (task.Task, error) { return scanTask(r) })
-	return out, total, err
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, total, br.Close()
 }
 
 // GetTask is one of the user's tasks with its subtasks.
@@ -107,23 +125,45 @@ func (s *Store) GetTask(ctx context.Context, userID, id string) (TaskDetail, err
 	return s.taskDetail(ctx, s.pool, userID, id)
 }
 
-func (s *Store) taskDetail(ctx context.Context, q pg.Querier, userID, id string) (TaskDetail, error) {
-	t, err := scanTask(q.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = $1 AND user_id = $2`, id, userID))
+// batcher is what both the pool and a transaction offer to send a pgx.Batch.
+type batcher interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// taskDetail reads the user's task, its subtasks and its reminders in one round trip
+// (a batch of three queries, each scoped by user_id); no task row is NOT_FOUND.
+func (s *Store) taskDetail(ctx context.Context, q batcher, userID, id string) (TaskDetail, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+taskCols+` FROM tasks WHERE id = $1 AND user_id = $2`, id, userID)
+	b.Queue(subtasksOfSQL, id, userID)
+	// remindersOf's query and order.
+	b.Queue(`SELECT `+reminderCols+` FROM reminders WHERE task_id = $1 AND user_id = $2 ORDER BY created_at, id`, id, userID)
+	br := q.SendBatch(ctx, b)
+	defer br.Close()
+	t, err := scanTask(br.QueryRow())
 	if pg.IsNoRows(err) {
 		return TaskDetail{}, notFound("task")
 	}
 	if err != nil {
 		return TaskDetail{}, err
 	}
-	subs, err := s.subtasksOf(ctx, q, userID, id)
+	rows, err := br.Query()
 	if err != nil {
 		return TaskDetail{}, err
 	}
-	rems, err := remindersOf(ctx, q, userID, id)
+	subs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (task.Subtask, error) { return scanSubtask(r) })
 	if err != nil {
 		return TaskDetail{}, err
 	}
-	return TaskDetail{Task: t, Subtasks: subs, Reminders: rems}, nil
+	rows, err = br.Query()
+	if err != nil {
+		return TaskDetail{}, err
+	}
+	rems, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (reminder.Reminder, error) { return scanReminder(r) })
+	if err != nil {
+		return TaskDetail{}, err
+	}
+	return TaskDetail{Task: t, Subtasks: subs, Reminders: rems}, br.Close()
 }
 
 // lockTask reads the user's task FOR UPDATE; every change of a task or its subtasks
@@ -374,7 +414,9 @@ func (s *Store) DeleteTask(ctx context.Context, a Actor, id string) (task.Tombst
 		if _, err := tx.Exec(ctx, `DELETE FROM tasks WHERE id = $1 AND user_id = $2`, id, a.UserID); err != nil {
 			return err
 		}
-		if err := s.release(ctx, tx, a.UserID, task.ResourceTasks); err != nil {
+		// A delete frees its slot by the row being gone; the user's lock is for the
+		// tombstone eviction of bury.
+		if err := lockUser(ctx, tx, a.UserID); err != nil {
 			return err
 		}
 		tomb, err = s.bury(ctx, tx, a.UserID, task.EntityTask, cur.ID, cur.Title, snapshot{Task: &cur, Subtasks: subs, Reminders: remSnap})

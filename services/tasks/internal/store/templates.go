@@ -56,17 +56,10 @@ func lockTemplate(ctx context.Context, tx pgx.Tx, userID, id string) (recurring.
 
 // ListTemplates is one page of the user's templates, newest first.
 func (s *Store) ListTemplates(ctx context.Context, userID string, p Page) ([]recurring.Template, int, error) {
-	var total int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM templates WHERE user_id = $1`, userID).Scan(&total); err != nil {
-		return nil, 0, err
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+templateCols+` FROM templates WHERE user_id = $1
-		ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`, userID, p.Limit, p.Offset)
-	if err != nil {
-		return nil, 0, err
-	}
-	ts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (recurring.Template, error) { return scanTemplate(r) })
-	return ts, total, err
+	return listPage(ctx, s.pool, scanTemplate,
+		`SELECT count(*) FROM templates WHERE user_id = $1`, []any{userID},
+		`SELECT `+templateCols+` FROM templates WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`,
+		[]any{userID, p.Limit, p.Offset})
 }
 
 // GetTemplate is one of the user's templates.

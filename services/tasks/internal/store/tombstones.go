@@ -30,7 +30,7 @@ type snapshot struct {
 }
 
 // bury writes a tombstone and evicts the user's oldest beyond MaxTombstonesPerUser. The
-// caller holds the user's counter row (release), which serialises deletes of one user.
+// caller holds the user's lock (lockUser), which serialises deletes of one user.
 func (s *Store) bury(ctx context.Context, tx pgx.Tx, userID string, et task.EntityType, entityID, title string, snap snapshot) (task.Tombstone, error) {
 	snap.V = snapshotVersion
 	b, err := json.Marshal(snap)
@@ -52,23 +52,17 @@ func (s *Store) bury(ctx context.Context, tx pgx.Tx, userID string, et task.Enti
 // ListTombstones is the user's recoverable deletions, newest first.
 func (s *Store) ListTombstones(ctx context.Context, userID string, p Page) ([]task.Tombstone, int, error) {
 	now := s.now()
-	var total int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM tombstones WHERE user_id = $1 AND expires_at > $2`, userID, now).Scan(&total); err != nil {
-		return nil, 0, err
-	}
-	rows, err := s.pool.Query(ctx, `SELECT id, user_id, entity_type, entity_id, title, created_at, expires_at FROM tombstones
-		WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`, userID, now, p.Limit, p.Offset)
-	if err != nil {
-		return nil, 0, err
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (task.Tombstone, error) {
+	return listPage(ctx, s.pool, func(r pgx.Row) (task.Tombstone, error) {
 		var t task.Tombstone
 		var et string
 		err := r.Scan(&t.ID, &t.UserID, &et, &t.EntityID, &t.Title, &t.DeletedAt, &t.ExpiresAt)
 		t.EntityType = task.EntityType(et)
 		return t, err
-	})
-	return out, total, err
+	},
+		`SELECT count(*) FROM tombstones WHERE user_id = $1 AND expires_at > $2`, []any{userID, now},
+		`SELECT id, user_id, entity_type, entity_id, title, created_at, expires_at FROM tombstones
+		WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`,
+		[]any{userID, now, p.Limit, p.Offset})
 }
 
 // Recovered is what a recovery restored: a task with subtasks, or a note.
@@ -86,6 +80,11 @@ func (s *Store) Recover(ctx context.Context, a Actor, id string) (Recovered, err
 		return out, notFound("tombstone")
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// The user's lock before the tombstone's row, the order of a delete (lockUser,
+		// then bury evicting tombstones), so a recovery and a delete never deadlock.
+		if err := lockUser(ctx, tx, a.UserID); err != nil {
+			return err
+		}
 		now := s.now()
 		var (
 			et  string

@@ -1,0 +1,230 @@
+package httpapi_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/perpetua-flow/backend/libs/authn"
+	"github.com/perpetua-flow/backend/libs/authn/authntest"
+	"github.com/perpetua-flow/backend/libs/clock"
+	"github.com/perpetua-flow/backend/libs/events"
+	"github.com/perpetua-flow/backend/libs/events/tasksevents"
+	"github.com/perpetua-flow/backend/libs/httpx"
+	"github.com/perpetua-flow/backend/libs/idempotency"
+	"github.com/perpetua-flow/backend/libs/logging"
+	"github.com/perpetua-flow/backend/libs/pg"
+	"github.com/perpetua-flow/backend/libs/pgtest"
+	"github.com/perpetua-flow/backend/libs/telemetry"
+
+	"github.com/perpetua-flow/backend/services/tasks/internal/httpapi"
+	"github.com/perpetua-flow/backend/services/tasks/internal/store"
+	"github.com/perpetua-flow/backend/services/tasks/migrations"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// benchClients is the number of concurrent clients (the issue's 64 connections).
+const benchClients = 64
+
+// benchPoolSize is DATABASE_MAX_CONNS's default (libs/svc).
+const benchPoolSize = 20
+
+// roundTrips counts what the service sends to Postgres and waits for: each query (begin
+// and commit included) and each batch, which is one round trip however many queries it
+// holds.
+type roundTrips struct{ n atomic.Int64 }
+
+func (c *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+func (c *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (c *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+func (c *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (c *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// benchEnv is the service's HTTP handler as run.go builds it (request id, metrics,
+// security headers, recovery, body limit, token verification, idempotency) over a
+// migrated database, without a listener: requests go straight to ServeHTTP.
+type benchEnv struct {
+	h      http.Handler
+	issuer *authntest.Issuer
+	rt     *roundTrips
+}
+
+func setupBench(b *testing.B) *benchEnv {
+	b.Helper()
+	ctx := context.Background()
+	u := pgtest.NewDatabase(b, "tasks_httpapi", func(ctx context.Context, u string) error {
+		pool, err := pg.Open(ctx, pg.Config{URL: u, Schema: "tasks", MaxConns: 2})
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		if err := pg.MigratePool(ctx, pool, "tasks", migrations.FS, nil); err != nil {
+			return err
+		}
+		if err := events.Migrate(ctx, pool, "tasks"); err != nil {
+			return err
+		}
+		return idempotency.Migrate(ctx, pool, "tasks")
+	})
+	// The production pool settings (libs/pg), plus a round-trip counter.
+	pc, err := pg.PoolConfig(pg.Config{URL: u, Schema: "tasks", MaxConns: benchPoolSize})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt := &roundTrips{}
+	pc.ConnConfig.Tracer = rt
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	emit := func(ctx context.Context, tx pgx.Tx, typ, userID string, data any) error {
+		ev, err := events.New(tasksevents.Source, typ, userID, data)
+		if err != nil {
+			return err
+		}
+		return events.Enqueue(ctx, tx, ev)
+	}
+	st := store.New(pool, clock.System{}, emit)
+	issuer := authntest.NewIssuer(b)
+	logger := logging.Discard()
+	api := httpapi.Routes(httpapi.Config{
+		Store: st, Auth: authn.Middleware(issuer.Verifier()), Logger: logger,
+		Idempotency: idempotency.New(pool, idempotency.Config{}, httpapi.UserID),
+	})
+	root := chi.NewRouter()
+	root.Use(httpx.RequestID(logger), telemetry.HTTPMetrics(prometheus.NewRegistry(), "tasks"), httpx.SecurityHeaders, httpx.Recover, httpx.LimitBody)
+	root.Mount("/api/v1", api)
+	return &benchEnv{h: root, issuer: issuer, rt: rt}
+}
+
+// do serves one request and checks its status.
+func (e *benchEnv) do(method, path, bearer, body string, want int) (string, error) {
+	var r *http.Request
+	if body == "" {
+		r = httptest.NewRequest(method, path, nil)
+	} else {
+		r = httptest.NewRequest(method, path, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+	}
+	r.Header.Set("Authorization", bearer)
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, r)
+	if w.Code != want {
+		return "", fmt.Errorf("%s %s: status %d, want %d: %s", method, path, w.Code, want, w.Body)
+	}
+	return w.Body.String(), nil
+}
+
+func (e *benchEnv) must(b *testing.B, method, path, bearer, body string, want int) string {
+	b.Helper()
+	out, err := e.do(method, path, bearer, body, want)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// idOf is the "id" of a {"data": {...}} answer.
+func idOf(b *testing.B, body string) string {
+	b.Helper()
+	const key = `"id":"`
+	i := strings.Index(body, key)
+	if i < 0 || len(body) < i+len(key)+36 {
+		b.Fatalf("no id in %s", body)
+	}
+	return body[i+len(key) : i+len(key)+36]
+}
+
+// parallel runs fn from benchClients goroutines and reports the database round trips of
+// one operation.
+func (e *benchEnv) parallel(b *testing.B, fn func() error) {
+	b.Helper()
+	for range benchClients { // warm: connections open, statements prepared
+		if err := fn(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.SetParallelism((benchClients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	start := e.rt.n.Load()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := fn(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(e.rt.n.Load()-start)/float64(b.N), "roundtrips/op")
+}
+
+// BenchmarkGetTask is GET /tasks/{id} of a task with 5 subtasks and 2 reminders.
+func BenchmarkGetTask(b *testing.B) {
+	e := setupBench(b)
+	bearer := "Bearer " + e.issuer.Token(b, "", authn.TierPro)
+	id := idOf(b, e.must(b, "POST", "/api/v1/tasks", bearer, fmt.Sprintf(`{"title":"bench","description":"a task of a usual size","due_date":%q}`, time.Now().Add(48*time.Hour).UTC().Format(time.RFC3339)), 201))
+	for i := range 5 {
+		e.must(b, "POST", "/api/v1/tasks/"+id+"/subtasks", bearer, fmt.Sprintf(`{"title":"step %d"}`, i), 201)
+	}
+	for _, m := range []int{10, 60} {
+		e.must(b, "POST", "/api/v1/tasks/"+id+"/reminders", bearer, fmt.Sprintf(`{"type":"before","offset_minutes":%d}`, m), 201)
+	}
+	e.parallel(b, func() error {
+		_, err := e.do("GET", "/api/v1/tasks/"+id, bearer, "", 200)
+		return err
+	})
+}
+
+// BenchmarkListTasks is GET /tasks?limit=25 of a user with 100 tasks.
+func BenchmarkListTasks(b *testing.B) {
+	e := setupBench(b)
+	bearer := "Bearer " + e.issuer.Token(b, "", authn.TierPro)
+	for i := range 100 {
+		e.must(b, "POST", "/api/v1/tasks", bearer, fmt.Sprintf(`{"title":"bench %d","description":"a task of a usual size"}`, i), 201)
+	}
+	e.parallel(b, func() error {
+		_, err := e.do("GET", "/api/v1/tasks?limit=25", bearer, "", 200)
+		return err
+	})
+}
+
+// BenchmarkCreateTask is POST /tasks by Pro users: spread over 64 users, and all from one.
+func BenchmarkCreateTask(b *testing.B) {
+	for _, users := range []int{benchClients, 1} {
+		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
+			e := setupBench(b)
+			bearers := make([]string, users)
+			for i := range bearers {
+				bearers[i] = "Bearer " + e.issuer.Token(b, uuid.NewString(), authn.TierPro)
+			}
+			var next atomic.Int64
+			e.parallel(b, func() error {
+				bearer := bearers[int(next.Add(1))%len(bearers)]
+				_, err := e.do("POST", "/api/v1/tasks", bearer, `{"title":"bench"}`, 201)
+				return err
+			})
+		})
+	}
+}
