@@ -112,6 +112,28 @@ func enqueue(t testing.TB, ctx context.Context, pool *pgxpool.Pool, n int) []eve
 	return evs
 }
 
+// enqueuePlain commits n events in a plain pgx transaction (no commit hooks: Enqueue
+// notifies) and returns them.
+func enqueuePlain(t testing.TB, ctx context.Context, db pg.TxBeginner, n int) []events.Event {
+	t.Helper()
+	evs := make([]events.Event, n)
+	for i := range evs {
+		evs[i] = newEvent(t, "tasks.test.happened")
+	}
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := events.Enqueue(ctx, tx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
 // start runs a worker until the test ends and checks that it stops cleanly (nil).
 func start(t testing.TB, run func(context.Context) error) (stop func()) {
 	t.Helper()
@@ -367,7 +389,8 @@ func TestRolledBackTransactionEmitsNothing(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
-	start(t, newRelay(e, events.RelayConfig{}).Run)
+	// The ticker never fires: the marker below leaves on its commit's wake-up.
+	start(t, newRelay(e, events.RelayConfig{Interval: time.Hour}).Run)
 
 	rolledBack := errors.New("business rule failed")
 	err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error {
@@ -390,6 +413,102 @@ func TestRolledBackTransactionEmitsNothing(t *testing.T) {
 	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&rows); err != nil || rows != 1 {
 		t.Fatalf("outbox rows = %d (%v), want 1", rows, err)
 	}
+}
+
+// A commit in pg.InTx wakes the relay of this process at once: no ticker fires and no
+// NOTIFY is sent (pooler mode: no LISTEN either, so no listener's connect wake-up).
+func TestCommitInInTxWakesTheRelay(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	start(t, newRelay(e, events.RelayConfig{Pooler: true, PollInterval: time.Hour, Interval: time.Hour}).Run)
+	// The first round may be published by the relay's pass at start; every later one only
+	// by a wake-up.
+	for round := 1; round <= 3; round++ {
+		enqueue(t, ctx, e.pool, 1)
+		eventually(t, fmt.Sprintf("round %d published", round), func() bool {
+			return unpublished(t, e.pool) == 0 && streamMsgs(t, e.js, stream) == uint64(round)
+		})
+	}
+}
+
+// Enqueue in a plain transaction still NOTIFYs the relay's channel; in pg.InTx it does not
+// (the in-process wake-up replaces it).
+func TestEnqueueNotifiesOnlyWithoutCommitHooks(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	connect := func() *pgx.Conn {
+		conn, err := pgx.ConnectConfig(ctx, e.pool.Config().ConnConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close(context.Background()) })
+		return conn
+	}
+	listener, hooked, plain := connect(), connect(), connect()
+	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{events.NotifyChannel(schema)}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := pg.InTx(ctx, hooked, func(tx pgx.Tx) error { return events.Enqueue(ctx, tx, newEvent(t, "tasks.test.hooked")) }); err != nil {
+		t.Fatal(err)
+	}
+	enqueuePlain(t, ctx, plain, 1)
+
+	// Notifications arrive in commit order: had the pg.InTx transaction notified, its
+	// notification would come first.
+	wctx, cancel := context.WithTimeout(ctx, waitUp)
+	defer cancel()
+	n, err := listener.WaitForNotification(wctx)
+	if err != nil {
+		t.Fatalf("no notification for the plain transaction: %v", err)
+	}
+	if want := plain.PgConn().PID(); n.PID != want {
+		t.Fatalf("first notification from backend %d, want the plain transaction's %d (the pg.InTx one %d must not notify)",
+			n.PID, want, hooked.PgConn().PID())
+	}
+}
+
+// A relay woken by a commit while another replica holds the lock retries until it holds
+// the lock itself: the holder's SELECT may have run before the commit. The ticker never
+// fires and nothing else wakes it.
+//
+// Not parallel: every commit in this process wakes every relay, so other tests' commits
+// would wake this one too and hide a missing retry.
+func TestWokenRelayRetriesWhileTheLockIsHeld(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+
+	holder, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Rollback(context.Background()) })
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, events.RelayLockKey(schema)); err != nil {
+		t.Fatal(err)
+	}
+
+	var busy atomic.Int64
+	relay := newRelay(e, events.RelayConfig{Pooler: true, PollInterval: time.Hour, Interval: time.Hour})
+	events.SetLockBusy(relay, func() { busy.Add(1) })
+	start(t, relay.Run)
+	eventually(t, "the pass at start to find the lock held", func() bool { return busy.Load() >= 1 })
+
+	enqueue(t, ctx, e.pool, 1)
+	// The woken pass and at least one retry find the lock held.
+	atCommit := busy.Load()
+	eventually(t, "the relay to retry", func() bool { return busy.Load() >= atCommit+2 })
+	if n := unpublished(t, e.pool); n != 1 {
+		t.Fatalf("%d rows unpublished while the lock is held, want 1", n)
+	}
+
+	if err := holder.Commit(ctx); err != nil { // releases the lock
+		t.Fatal(err)
+	}
+	eventually(t, "the event published once the lock is free", func() bool {
+		return unpublished(t, e.pool) == 0 && streamMsgs(t, e.js, stream) == 1
+	})
 }
 
 // The relay is "killed" between publish and mark: it published and got the acks, but the
@@ -563,10 +682,11 @@ func TestRelayFlushesPendingRowsWhenStopped(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
-	// Polling so rarely that only the flush on stop can publish what follows.
+	// Polling so rarely, and enqueueing in a transaction that wakes no relay (pg_notify to
+	// a channel nobody listens on in pooler mode), that only the flush on stop can publish.
 	relay := newRelay(e, events.RelayConfig{Pooler: true, PollInterval: time.Hour})
 	stop := start(t, relay.Run)
-	enqueue(t, ctx, e.pool, 4)
+	enqueuePlain(t, ctx, e.pool, 4)
 	stop()
 	if n := unpublished(t, e.pool); n != 0 {
 		t.Fatalf("%d rows unpublished after the relay stopped, want 0", n)

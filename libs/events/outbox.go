@@ -66,14 +66,25 @@ func schemaMigrations(schema string) (fs.FS, error) {
 	return out, nil
 }
 
-// NotifyChannel is the LISTEN/NOTIFY channel Enqueue signals and the relay listens on.
+// NotifyChannel is the LISTEN/NOTIFY channel the relay listens on, and Enqueue signals in
+// a transaction that cannot run code after its commit.
 func NotifyChannel(schema string) string { return schema + "_outbox" }
 
 // Enqueue writes evs to the outbox in the caller's transaction, so they are published if
 // and only if the transaction commits. The subject is each event's Type. The W3C trace
 // context and baggage of ctx (telemetry.InjectNATS) are stored with each row and travel in
-// the message headers, so the consumer's span joins the producer's trace. The relay is woken by pg_notify on "<current_schema()>_outbox",
-// delivered at commit; the tx's search_path must be the service's schema.
+// the message headers, so the consumer's span joins the producer's trace.
+//
+// How the relay learns of the commit depends on tx. In a transaction of pg.InTx (a
+// pg.CommitHooker) Enqueue wakes the relays running in this process once the transaction
+// has committed. Any other transaction (a plain pgx.Tx, a savepoint) gets a pg_notify on
+// "<current_schema()>_outbox", delivered at commit, so its search_path must be the
+// service's schema. The in-process wake-up is the fast path: a transaction that NOTIFYs
+// holds a cluster-wide lock from its pre-commit until its commit is flushed, so such
+// commits, in every schema of the cluster, happen one at a time.
+//
+// A process that enqueues in pg.InTx without running a relay wakes no one: its events wait
+// for the fallback ticker of the relays elsewhere (RelayConfig.Interval).
 func Enqueue(ctx context.Context, tx pgx.Tx, evs ...Event) error {
 	if len(evs) == 0 {
 		return nil
@@ -104,15 +115,19 @@ func Enqueue(ctx context.Context, tx pgx.Tx, evs ...Event) error {
 		}
 		ids[i], types[i], payloads[i], hdrs[i] = ev.ID, ev.Type, string(b), string(hdr)
 	}
-	// One round trip for the rows and one for the notification, however many events.
-	// Rows of one transaction share created_at (now()); their time-ordered ids keep them
-	// in the order given.
+	// One round trip for the rows, however many events (and one for the notification in a
+	// transaction without commit hooks). Rows of one transaction share created_at (now());
+	// their time-ordered ids keep them in the order given.
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO outbox (id, subject, type, payload, headers)
 		SELECT t.id::uuid, t.typ, t.typ, t.payload::jsonb, t.headers::jsonb
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(id, typ, payload, headers)`,
 		ids, types, payloads, hdrs); err != nil {
 		return fmt.Errorf("events: enqueue: %w", err)
+	}
+	if h, ok := tx.(pg.CommitHooker); ok {
+		h.AfterCommit(wakeRelays)
+		return nil
 	}
 	if _, err := tx.Exec(ctx, `SELECT pg_notify(current_schema() || '_outbox', '')`); err != nil {
 		return fmt.Errorf("events: notify relay: %w", err)

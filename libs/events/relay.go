@@ -69,11 +69,26 @@ func (c RelayConfig) withDefaults() RelayConfig {
 //
 // Each pass runs in one transaction that first takes a transaction-level advisory lock
 // (pg_try_advisory_xact_lock, a key derived from the schema): of all replicas, one passes
-// at a time and the others skip until their next wake-up. The pass reads the oldest
-// unpublished rows (published_at IS NULL, in created_at, id order, so a row whose
-// transaction committed late is read by the next pass), publishes them asynchronously with
-// at most MaxInFlight acks outstanding and Nats-Msg-Id = event id, waits for the acks, and
-// marks the acknowledged rows in one UPDATE before committing and releasing the lock.
+// at a time. The pass reads the oldest unpublished rows (published_at IS NULL, in
+// created_at, id order, so a row whose transaction committed late is read by the next
+// pass), publishes them asynchronously with at most MaxInFlight acks outstanding and
+// Nats-Msg-Id = event id, waits for the acks, and marks the acknowledged rows in one UPDATE
+// before committing and releasing the lock.
+//
+// A pass starts at start, on a wake-up and on the fallback ticker (Interval, or
+// PollInterval behind a pooler). Enqueue in a pg.InTx transaction wakes every relay of its
+// process after the commit (a service runs one; commits during a pass coalesce into one
+// more pass). Enqueue in any other transaction, in this process or another (a tool),
+// sends a NOTIFY on NotifyChannel, which wakes the relay through its listener (not behind
+// a pooler); a (re)connected listener wakes it too.
+//
+// Every commit is followed by a pass that starts after it. A woken pass that finds the
+// lock held by another replica cannot count on that replica, whose SELECT may have run
+// before the commit and which this process's commits do not wake, so the relay retries
+// every busyRetry until one of its passes holds the lock, rather than wait for the ticker.
+// A tick that finds the lock held needs no retry: it answers no commit. Commits of a
+// replica whose relay has stopped (a shutdown, after the final flush) wait for the ticker
+// of the others.
 //
 // The lock is per transaction rather than per session so that it holds behind a
 // transaction-mode pooler too, and a crashed holder releases it with its transaction. A
@@ -89,6 +104,8 @@ type Relay struct {
 	// afterPublish, set only by tests, runs after the acks and before the mark; an error
 	// aborts the pass as a crash there would.
 	afterPublish func(acked []string) error
+	// lockBusy, set only by tests, runs after each pass that found the lock held.
+	lockBusy func()
 
 	backlogMu   sync.Mutex
 	backlogAtTS time.Time
@@ -126,6 +143,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	key := relayLockKey(schema)
 
 	wake := make(chan struct{}, 1)
+	// Registered before the first pass: a commit either precedes that pass's SELECT or
+	// wakes this relay.
+	defer registerWake(wake)()
 	interval := r.cfg.Interval
 	var listeners sync.WaitGroup
 	lctx, stopListening := context.WithCancel(ctx)
@@ -140,9 +160,21 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	retry := time.NewTimer(busyRetry)
+	retry.Stop()
+	defer retry.Stop()
 
+	// owed: a wake-up has come that no pass holding the lock has started after yet.
+	owed := false
 	for {
-		r.drain(work, key, ctx.Done())
+		busy := r.drain(work, key, ctx.Done())
+		switch {
+		case !busy:
+			owed = false
+			retry.Stop()
+		case owed:
+			retry.Reset(busyRetry)
+		}
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(work, r.cfg.FlushTimeout)
@@ -150,57 +182,71 @@ func (r *Relay) Run(ctx context.Context) error {
 			cancel()
 			return nil
 		case <-wake:
+			owed = true
+		case <-retry.C:
 		case <-ticker.C:
 		}
 	}
 }
 
+// busyRetry is how soon a woken relay whose pass found the lock held tries again: soon
+// enough that an event does not wait for the ticker, rare enough that the try (one short
+// transaction) costs the holder nothing.
+const busyRetry = 20 * time.Millisecond
+
 // passSlack is a pass's time for its queries beside AckTimeout.
 const passSlack = 30 * time.Second
 
-// drain runs passes while they come back full (a backlog) and stop is open.
-func (r *Relay) drain(ctx context.Context, key int64, stop <-chan struct{}) {
+// drain runs passes while they come back full (a backlog) and stop is open. busy reports
+// that its last pass found the lock held by another relay.
+func (r *Relay) drain(ctx context.Context, key int64, stop <-chan struct{}) (busy bool) {
 	for {
 		// A pass is bounded even though shutdown does not cancel it: a database that
 		// stops answering must not hang the relay (or the service's exit) forever.
 		pctx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout+passSlack)
-		full, err := r.pass(pctx, key)
+		locked, full, err := r.pass(pctx, key)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
 				r.logger.Error("outbox pass failed", "err", err)
 			}
-			return
+			return false
+		}
+		if !locked {
+			if r.lockBusy != nil {
+				r.lockBusy()
+			}
+			return true
 		}
 		if !full || ctx.Err() != nil {
-			return
+			return false
 		}
 		select {
 		case <-stop:
-			return
+			return false
 		default:
 		}
 	}
 }
 
-// pass publishes and marks one batch under the relay lock. full reports a batch of
-// BatchSize rows all published, so more may be waiting.
-func (r *Relay) pass(ctx context.Context, key int64) (full bool, err error) {
+// pass publishes and marks one batch under the relay lock. locked reports that it got the
+// lock (otherwise it did nothing); full, a batch of BatchSize rows all published, so more
+// may be waiting.
+func (r *Relay) pass(ctx context.Context, key int64) (locked, full bool, err error) {
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
-		return false, fmt.Errorf("begin: %w", err)
+		return false, false, fmt.Errorf("begin: %w", err)
 	}
 	defer func() {
 		if rerr := tx.Rollback(context.WithoutCancel(ctx)); rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) {
 			err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
 		}
 	}()
-	var locked bool
 	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, key).Scan(&locked); err != nil {
-		return false, fmt.Errorf("relay lock: %w", err)
+		return false, false, fmt.Errorf("relay lock: %w", err)
 	}
 	if !locked {
-		return false, nil // another replica is passing; it will see these rows
+		return false, false, nil // another replica is passing
 	}
 	rows, err := tx.Query(ctx, `
 		SELECT id::text, subject, payload::text, headers::text, created_at
@@ -209,31 +255,31 @@ func (r *Relay) pass(ctx context.Context, key int64) (full bool, err error) {
 		ORDER BY created_at, id
 		LIMIT $1`, r.cfg.BatchSize)
 	if err != nil {
-		return false, fmt.Errorf("select: %w", err)
+		return true, false, fmt.Errorf("select: %w", err)
 	}
 	batch, err := pgx.CollectRows(rows, scanOutboxRow)
 	if err != nil {
-		return false, fmt.Errorf("select: %w", err)
+		return true, false, fmt.Errorf("select: %w", err)
 	}
 	if len(batch) == 0 {
 		r.observeBacklog(ctx, tx, true)
-		return false, tx.Commit(ctx)
+		return true, false, tx.Commit(ctx)
 	}
 
 	acked, dups, perr := r.publish(ctx, batch)
 	if r.afterPublish != nil {
 		if err := r.afterPublish(acked); err != nil {
-			return false, err
+			return true, false, err
 		}
 	}
 	if len(acked) > 0 {
 		if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])`, acked); err != nil {
-			return false, fmt.Errorf("mark published: %w", err)
+			return true, false, fmt.Errorf("mark published: %w", err)
 		}
 	}
 	r.observeBacklog(ctx, tx, len(batch) < r.cfg.BatchSize)
 	if err := tx.Commit(ctx); err != nil {
-		return false, fmt.Errorf("commit: %w", err)
+		return true, false, fmt.Errorf("commit: %w", err)
 	}
 	if m := r.cfg.Metrics; m != nil {
 		m.Published.Add(float64(len(acked)))
@@ -241,9 +287,9 @@ func (r *Relay) pass(ctx context.Context, key int64) (full bool, err error) {
 		m.PublishErrors.Add(float64(len(batch) - len(acked)))
 	}
 	if perr != nil {
-		return false, perr
+		return true, false, perr
 	}
-	return len(batch) == r.cfg.BatchSize, nil
+	return true, len(batch) == r.cfg.BatchSize, nil
 }
 
 // publish sends the batch with a sliding window of MaxInFlight outstanding acks and returns
@@ -375,6 +421,34 @@ func signal(wake chan<- struct{}) {
 	select {
 	case wake <- struct{}{}:
 	default:
+	}
+}
+
+// relays holds the wake channels of the relays running in this process, which Enqueue
+// signals after a commit.
+var relays = struct {
+	sync.Mutex
+	wakes map[chan struct{}]struct{}
+}{wakes: map[chan struct{}]struct{}{}}
+
+// registerWake adds wake to the relays Enqueue wakes until the returned func is called.
+func registerWake(wake chan struct{}) (unregister func()) {
+	relays.Lock()
+	relays.wakes[wake] = struct{}{}
+	relays.Unlock()
+	return func() {
+		relays.Lock()
+		delete(relays.wakes, wake)
+		relays.Unlock()
+	}
+}
+
+// wakeRelays wakes every relay running in this process, without blocking.
+func wakeRelays() {
+	relays.Lock()
+	defer relays.Unlock()
+	for wake := range relays.wakes {
+		signal(wake)
 	}
 }
 
