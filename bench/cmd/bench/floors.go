@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -118,7 +117,9 @@ func (b *bench) loop(ctx context.Context, key, name, via string, op func(ctx con
 }
 
 // pgFloors measures raw pgx on the same database: a select of a task by primary key, and
-// a transaction inserting a task and its outbox row (events.Enqueue, as the service does).
+// a transaction inserting a task and its outbox row, both as the services do (pg.InTx, so
+// events.Enqueue wakes the relay after the commit) and the old way (a plain transaction, so
+// Enqueue calls pg_notify inside it).
 func (b *bench) pgFloors(ctx context.Context) ([]report.Phase, error) {
 	sel := b.loop(ctx, "floor/pg-select/max", "pgx select task by primary key", "floor", func(ctx context.Context, w, i int) error {
 		t := b.tasks[(w*7919+i)%len(b.tasks)]
@@ -145,53 +146,47 @@ func (b *bench) pgFloors(ctx context.Context) ([]report.Phase, error) {
 		return []report.Phase{sel}, err
 	}
 	defer pool.Close()
-	ins := b.loop(ctx, "floor/pg-insert-outbox/max", "pgx insert task + outbox row (one tx)", "floor", func(ctx context.Context, w, _ int) error {
+	// insertTask is the floor's transaction body: a task row and its created event.
+	insertTask := func(ctx context.Context, w int) (func(tx pgx.Tx) error, error) {
 		u := b.writers[w%len(b.writers)]
 		id, err := uuid.NewV7()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ev, err := events.New("bench", "tasks.task.created", u.ID, map[string]any{"task_id": id.String(), "user_id": u.ID, "title": "Floor task"})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+		return func(tx pgx.Tx) error {
 			now := time.Now().UTC()
 			if _, err := tx.Exec(ctx, `INSERT INTO tasks (id, user_id, title, description, priority, created_at, updated_at)
 				VALUES ($1, $2, $3, $4, $5, $6, $6)`, id, u.ID, "Floor task", "created under load", "high", now); err != nil {
 				return err
 			}
 			return events.Enqueue(ctx, tx, ev)
-		})
+		}, nil
+	}
+	// As the services write. No relay runs in this process, so the after-commit wake-up
+	// reaches no one; in a service it is one channel send, too little for the floor to show.
+	ins := b.loop(ctx, "floor/pg-insert-outbox/max", "pgx insert task + outbox row (one tx)", "floor", func(ctx context.Context, w, _ int) error {
+		body, err := insertTask(ctx, w)
+		if err != nil {
+			return err
+		}
+		return pg.InTx(ctx, pool, body)
 	})
-	// The same transaction without pg_notify: Postgres serialises the commits of
-	// transactions that NOTIFY (a global lock on the notification queue until the commit is
-	// flushed), so with fsync on this row shows what the relay's wake-up costs.
-	quiet := b.loop(ctx, "floor/pg-insert-outbox-no-notify/max", "pgx insert task + outbox row, no pg_notify (one tx)", "floor", func(ctx context.Context, w, _ int) error {
-		u := b.writers[w%len(b.writers)]
-		id, err := uuid.NewV7()
+	// The same transaction with pg_notify inside, as Enqueue did before the after-commit
+	// wake-up (and still does in a transaction without commit hooks). Postgres serialises
+	// the commits of transactions that NOTIFY (a cluster-wide lock on the notification queue
+	// until the commit is flushed), so with fsync on this row shows what that cost.
+	notify := b.loop(ctx, "floor/pg-insert-outbox-notify/max", "pgx insert task + outbox row, pg_notify in the tx (old way, one tx)", "floor", func(ctx context.Context, w, _ int) error {
+		body, err := insertTask(ctx, w)
 		if err != nil {
 			return err
 		}
-		ev, err := events.New("bench", "tasks.task.created", u.ID, map[string]any{"task_id": id.String(), "user_id": u.ID, "title": "Floor task"})
-		if err != nil {
-			return err
-		}
-		payload, err := json.Marshal(ev)
-		if err != nil {
-			return err
-		}
-		return pg.InTx(ctx, pool, func(tx pgx.Tx) error {
-			now := time.Now().UTC()
-			if _, err := tx.Exec(ctx, `INSERT INTO tasks (id, user_id, title, description, priority, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $6)`, id, u.ID, "Floor task", "created under load", "high", now); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO outbox (id, subject, type, payload) VALUES ($1, $2, $2, $3)`, ev.ID, ev.Type, payload)
-			return err
-		})
+		return pgx.BeginFunc(ctx, pool, body)
 	})
-	return []report.Phase{sel, ins, quiet}, nil
+	return []report.Phase{sel, ins, notify}, nil
 }
 
 // floorPool is a pool whose search_path is the floor's schema, made like the tasks table

@@ -50,7 +50,7 @@ func Markdown(r Run, prev *Run, chart string) string {
 	phaseTable(&b, r.Phases, func(p Phase) bool { return p.Via == "gateway" || p.Via == "direct" })
 
 	w("## Floors: what this machine can do at best\n\n")
-	w("Measured in the same run at the same concurrency: a bare `net/http` handler answering a fixed JSON body of a task's size, and raw pgx transactions on the same database (select of one task by primary key; insert of a task plus its outbox row with `events.Enqueue`, in a schema of their own).\n\n")
+	w("Measured in the same run at the same concurrency: a bare `net/http` handler answering a fixed JSON body of a task's size, and raw pgx transactions on the same database (select of one task by primary key; insert of a task plus its outbox row with `events.Enqueue`, in `pg.InTx` as the services do and the old way, in a plain transaction where it calls `pg_notify`; in a schema of their own).\n\n")
 	phaseTable(&b, r.Phases, func(p Phase) bool { return p.Via == "floor" })
 
 	w("## Ratios (max-rate throughput)\n\n| ratio | value | target |\n|---|---|---|\n")

@@ -153,7 +153,7 @@ func Ratios(r Run) []Ratio {
 		{Name: "list (25, gateway) / pgx select-by-pk floor", Num: "gateway/list/max", Den: "floor/pg-select/max"},
 		{Name: "create (gateway, 64 users) / pgx insert+outbox floor", Num: "gateway/create/max", Den: "floor/pg-insert-outbox/max", Target: 0.5},
 		{Name: "create (gateway, one user) / pgx insert+outbox floor", Num: "gateway/create-one-user/max", Den: "floor/pg-insert-outbox/max", Target: 0.5},
-		{Name: "pgx insert+outbox floor: with pg_notify / without", Num: "floor/pg-insert-outbox/max", Den: "floor/pg-insert-outbox-no-notify/max"},
+		{Name: "pgx insert+outbox floor: after-commit wake-up / pg_notify in the tx", Num: "floor/pg-insert-outbox/max", Den: "floor/pg-insert-outbox-notify/max"},
 	}
 	for i, d := range defs {
 		n, ok1 := r.Phase(d.Num)
