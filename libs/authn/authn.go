@@ -1,6 +1,8 @@
 // Package authn owns Perpetua Flow's access tokens (API.md §2): RS256 JWTs with
 // typ "at+jwt", signed by the auth service with the newest of its keys and verified by
-// every service (and the gateway) against auth's JWKS, which is cached by key id.
+// every service (and the gateway) against auth's JWKS, which is cached by key id; a
+// verified token is remembered for a short while (cache.go), so the RSA check is done
+// once per token and process, not once per request.
 //
 // Signing lives in Signer (auth only); Verifier and Middleware are what the other
 // services use; package authntest gives tests an issuer with a served JWKS.

@@ -61,6 +61,13 @@ type VerifierConfig struct {
 	Clock clock.Clock
 	// Logger reports JWKS fetch failures (default slog.Default()).
 	Logger *slog.Logger
+	// TokenCacheSize bounds how many verified tokens are remembered, so that a token seen
+	// again skips the RSA check (default DefaultTokenCacheSize; negative: no cache).
+	TokenCacheSize int
+	// TokenCacheTTL is how long one verification is reused at most (default
+	// DefaultTokenCacheTTL); never past the token's exp, and never once the key set in
+	// use no longer has the key that verified it.
+	TokenCacheTTL time.Duration
 }
 
 func (c VerifierConfig) withDefaults() VerifierConfig {
@@ -88,6 +95,12 @@ func (c VerifierConfig) withDefaults() VerifierConfig {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.TokenCacheSize == 0 {
+		c.TokenCacheSize = DefaultTokenCacheSize
+	}
+	if c.TokenCacheTTL <= 0 {
+		c.TokenCacheTTL = DefaultTokenCacheTTL
+	}
 	return c
 }
 
@@ -95,6 +108,14 @@ func (c VerifierConfig) withDefaults() VerifierConfig {
 type keySet struct {
 	keys    map[string]*rsa.PublicKey
 	expires time.Time
+}
+
+// key is the key of kid, or nil (also on a nil set).
+func (s *keySet) key(kid string) *rsa.PublicKey {
+	if s == nil {
+		return nil
+	}
+	return s.keys[kid]
 }
 
 // flight is a JWKS fetch in progress that concurrent callers wait on.
@@ -108,10 +129,21 @@ type flight struct {
 // JWKS is fetched lazily on first use, again when its cache age runs out, and once more
 // (rate-limited) when a token names an unknown kid, which is how a newly added key is
 // picked up without a restart.
+//
+// Successful verifications are remembered (by the token's SHA-256) for a short while, so
+// a client's next requests with the same token, and the second check of one request (the
+// gateway's, then the service's), cost a hash instead of an RSA verification. A
+// remembered token answers only while it would verify again: before its exp, within
+// TokenCacheTTL, and while the key set in use still has the key that verified it, so a
+// key removed from the JWKS stops its tokens as soon as the verifier learns of it,
+// exactly as without the cache.
 type Verifier struct {
 	cfg    VerifierConfig
 	parser *jwt.Parser
 	set    atomic.Pointer[keySet]
+	cache  *tokenCache // nil when disabled
+	// verified counts full (uncached) verifications that succeeded, for tests.
+	verified atomic.Int64
 
 	mu          sync.Mutex
 	lastAttempt time.Time
@@ -122,7 +154,8 @@ type Verifier struct {
 func NewVerifier(cfg VerifierConfig) *Verifier {
 	cfg = cfg.withDefaults()
 	return &Verifier{
-		cfg: cfg,
+		cfg:   cfg,
+		cache: newTokenCache(cfg.TokenCacheSize, cfg.TokenCacheTTL),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
 			jwt.WithStrictDecoding(),
@@ -142,16 +175,70 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 	if raw == "" || len(raw) > MaxTokenBytes {
 		return Claims{}, invalidToken(errors.New("empty or oversized token"))
 	}
+	if v.cache == nil {
+		c, _, err := v.verify(ctx, raw)
+		return c, err
+	}
+	d := digestOf(raw)
+	if c, ok := v.cached(ctx, d); ok {
+		return c, nil
+	}
+	c, key, err := v.verify(ctx, raw)
+	if err != nil {
+		return Claims{}, err
+	}
+	v.cache.put(d, verifiedToken{claims: c, kid: key.kid, key: key.key}, v.cfg.Clock.Now())
+	return c, nil
+}
+
+// cached answers from the cache when d was verified before and still would be: the entry
+// is within its lifetime, and the kid that verified it still names the same key in the
+// key set in use (looked up as a full verification would, so an expired set is
+// refreshed first). Anything else is a miss and goes through the full verification.
+func (v *Verifier) cached(ctx context.Context, d tokenDigest) (Claims, bool) {
+	e, ok := v.cache.get(d, v.cfg.Clock.Now())
+	if !ok {
+		return Claims{}, false
+	}
+	key, err := v.lookup(ctx, e.kid)
+	if err != nil || key != e.key {
+		v.cache.remove(d)
+		return Claims{}, false
+	}
+	return e.claims, true
+}
+
+// usedKey is the key a verification checked the signature with.
+type usedKey struct {
+	kid string
+	key *rsa.PublicKey
+}
+
+// verify is the full check of raw: signature, header and claims.
+func (v *Verifier) verify(ctx context.Context, raw string) (Claims, usedKey, error) {
 	var wc wireClaims
+	var used usedKey
 	_, err := v.parser.ParseWithClaims(raw, &wc, func(t *jwt.Token) (any, error) {
-		return v.keyFor(ctx, t)
+		kid, k, err := v.keyFor(ctx, t)
+		used = usedKey{kid: kid, key: k}
+		return k, err
 	})
 	if err != nil {
 		if e, ok := apperr.As(err); ok {
-			return Claims{}, e
+			return Claims{}, usedKey{}, e
 		}
-		return Claims{}, invalidToken(err)
+		return Claims{}, usedKey{}, invalidToken(err)
 	}
+	c, err := v.checkClaims(&wc)
+	if err != nil {
+		return Claims{}, usedKey{}, err
+	}
+	v.verified.Add(1)
+	return c, used, nil
+}
+
+// checkClaims checks what a correctly signed token says.
+func (v *Verifier) checkClaims(wc *wireClaims) (Claims, error) {
 	if wc.Issuer != v.cfg.Issuer {
 		return Claims{}, invalidToken(fmt.Errorf("iss %q", wc.Issuer))
 	}
@@ -191,20 +278,21 @@ func invalidToken(cause error) *apperr.Error {
 }
 
 // keyFor checks the header and finds the key its kid names.
-func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
+func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (string, *rsa.PublicKey, error) {
 	typ, _ := t.Header["typ"].(string)
 	if !strings.EqualFold(typ, TokenType) && !strings.EqualFold(typ, "application/"+TokenType) {
-		return nil, fmt.Errorf("typ %q is not %s", typ, TokenType)
+		return "", nil, fmt.Errorf("typ %q is not %s", typ, TokenType)
 	}
 	if _, ok := t.Header["crit"]; ok {
 		// RFC 7515 §4.1.11: extensions we do not understand must be refused.
-		return nil, errors.New("crit header is not supported")
+		return "", nil, errors.New("crit header is not supported")
 	}
 	kid, _ := t.Header["kid"].(string)
 	if kid == "" {
-		return nil, errors.New("no kid")
+		return "", nil, errors.New("no kid")
 	}
-	return v.lookup(ctx, kid)
+	k, err := v.lookup(ctx, kid)
+	return kid, k, err
 }
 
 func (v *Verifier) lookup(ctx context.Context, kid string) (*rsa.PublicKey, error) {
@@ -281,6 +369,9 @@ func (v *Verifier) run(ctx context.Context, f *flight) {
 	} else {
 		v.set.Store(s)
 		f.set = s
+		if v.cache != nil {
+			v.cache.retainKeys(s.keys)
+		}
 	}
 	v.mu.Lock()
 	v.inflight = nil
@@ -310,6 +401,7 @@ func (v *Verifier) fetch(ctx context.Context) (*keySet, error) {
 		return nil, fmt.Errorf("decode JWKS: %w", err)
 	}
 	keys := make(map[string]*rsa.PublicKey, len(set.Keys))
+	old := v.set.Load()
 	for _, jwk := range set.Keys {
 		if jwk.Kid == "" {
 			continue
@@ -319,6 +411,11 @@ func (v *Verifier) fetch(ctx context.Context) (*keySet, error) {
 			// One key we cannot use must not take the others down with it.
 			v.cfg.Logger.WarnContext(ctx, "JWKS key skipped", "kid", jwk.Kid, "err", err)
 			continue
+		}
+		if prev := old.key(jwk.Kid); prev != nil && k.Equal(prev) {
+			// The same key keeps its identity across fetches: the token cache compares
+			// keys by pointer, and its entries stay good while the key does.
+			k = prev
 		}
 		keys[jwk.Kid] = k
 	}
