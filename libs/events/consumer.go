@@ -249,6 +249,25 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
+// attemptKey carries the delivery's attempt number and the consumer's MaxDeliver to the
+// handler.
+type attemptKey struct{}
+
+type attemptInfo struct{ attempt, max int }
+
+func withAttempt(ctx context.Context, attempt, max int) context.Context {
+	return context.WithValue(ctx, attemptKey{}, attemptInfo{attempt, max})
+}
+
+// LastAttempt reports whether the handler runs for the last time for this event: a
+// retryable error now sends the event to the dead-letter subject. A handler whose
+// dependency stays down can settle the work as failed instead (a voice note marked not
+// transcribed) rather than leave it pending for ever. False outside a consumer.
+func LastAttempt(ctx context.Context) bool {
+	a, ok := ctx.Value(attemptKey{}).(attemptInfo)
+	return ok && a.attempt >= a.max
+}
+
 // errDuplicate stops the inbox transaction of an event already applied.
 var errDuplicate = errors.New("events: already processed")
 
@@ -297,7 +316,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	err = c.run(ctx, ev)
+	err = c.run(withAttempt(ctx, attempt, c.cfg.MaxDeliver), ev)
 	if err != nil && !errors.Is(err, errDuplicate) {
 		span.SetStatus(codes.Error, err.Error())
 	}

@@ -717,12 +717,17 @@ func TestConsumerDeadLettersAfterMaxDeliver(t *testing.T) {
 			durable := "evtest-dl-" + uuid.NewString()[:8]
 			typ := "tasks.dl." + strings.ReplaceAll(tc.name, " ", "_")
 			var attempts atomic.Int32
+			var lastMu sync.Mutex
+			var lasts []bool // events.LastAttempt as each attempt saw it
 			m := metrics(t)
 			c, err := events.NewConsumer(e.pool, e.js, events.ConsumerConfig{
 				Stream: stream, Durable: durable, Subjects: []string{typ},
 				MaxDeliver: 3, Backoff: []time.Duration{10 * time.Millisecond}, Metrics: m,
 			}, func(ctx context.Context, tx pgx.Tx, ev events.Event) error {
 				attempts.Add(1)
+				lastMu.Lock()
+				lasts = append(lasts, events.LastAttempt(ctx))
+				lastMu.Unlock()
 				if tc.panics {
 					panic(tc.err.Error())
 				}
@@ -750,6 +755,13 @@ func TestConsumerDeadLettersAfterMaxDeliver(t *testing.T) {
 			if got := int(attempts.Load()); got != tc.attempts {
 				t.Errorf("handler ran %d times, want %d", got, tc.attempts)
 			}
+			lastMu.Lock()
+			for i, last := range lasts {
+				if want := i == 2; last != want {
+					t.Errorf("attempt %d: LastAttempt = %v, want %v", i+1, last, want)
+				}
+			}
+			lastMu.Unlock()
 			if r := dl.Header.Get(events.HeaderDeadLetterReason); !strings.Contains(r, tc.err.Error()) {
 				t.Errorf("reason %q, want it to contain %q", r, tc.err)
 			}
