@@ -73,6 +73,7 @@ const (
 	OutcomeProviderError       = "provider_error"
 	OutcomeCancelled           = "cancelled"
 	OutcomeInsufficientCredits = "insufficient_credits"
+	OutcomeBillingUnavailable  = "billing_unavailable"
 )
 
 // TranscriptionCost is 5 credits per started minute: 1–60 s cost 5, 61–120 s cost 10.

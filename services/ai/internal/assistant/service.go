@@ -188,9 +188,22 @@ func (s *Service) reserve(ctx context.Context, userID, base string, kind Kind, a
 	r := reservation{userID: userID, base: base, op: attemptOperationID(base, n), amount: amount, kind: kind}
 	r.remaining, err = s.cfg.Credits.Consume(ctx, userID, r.op, amount, kind.Reason())
 	if err != nil {
+		if chargeUnconfirmed(err) {
+			// Billing may have applied the consume and lost only its answer: give it back
+			// (a refund of an operation billing never saw changes nothing), so a failed
+			// request never costs credits and a retry is charged under a new operation id.
+			s.release(ctx, r, "charge_unconfirmed")
+		}
 		return reservation{}, err
 	}
 	return r, nil
+}
+
+// chargeUnconfirmed reports a consume whose outcome is unknown: billing did not answer in
+// time, could not be reached, or the caller left mid-call.
+func chargeUnconfirmed(err error) bool {
+	return apperr.CodeOf(err) == apperr.ServiceUnavailable ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // release refunds r. It runs detached from the request (the client may be gone) and, when
@@ -548,6 +561,9 @@ type VoiceNote struct {
 	UserID          string
 	VoiceURL        string
 	DurationSeconds int
+	// Final is true on the event's last delivery (events.LastAttempt): billing still not
+	// answering then fails the note (uncharged) instead of leaving it pending for ever.
+	Final bool
 }
 
 // ErrRetry marks a voice note whose processing should be retried later (billing did not
@@ -585,6 +601,10 @@ func (s *Service) TranscribeVoiceNote(ctx context.Context, n VoiceNote) error {
 	if err != nil {
 		if apperr.CodeOf(err) == apperr.InsufficientCredits {
 			return fail("insufficient credits", OutcomeInsufficientCredits)
+		}
+		if n.Final {
+			// reserve gave back a consume billing may have applied unanswered.
+			return fail("the credits service was unavailable; no credits were charged, please record the note again", OutcomeBillingUnavailable)
 		}
 		return fmt.Errorf("%w: charge voice note: %v", ErrRetry, err)
 	}

@@ -53,6 +53,7 @@ func VoiceNotes(pool *pgxpool.Pool, js jetstream.JetStream, svc *assistant.Servi
 		}
 		return svc.TranscribeVoiceNote(ctx, assistant.VoiceNote{
 			NoteID: data.NoteID, UserID: data.UserID, VoiceURL: data.VoiceURL, DurationSeconds: data.DurationSeconds,
+			Final: events.LastAttempt(ctx),
 		})
 	}, logger)
 }
