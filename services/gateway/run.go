@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -48,11 +49,39 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		}
 	}()
 
+	h, closeGateway, err := newHandler(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeGateway()
+
+	srv, err := httpx.Listen(cfg.HTTPAddr, h, logger)
+	if err != nil {
+		return fmt.Errorf("%s: listen on %s: %w", Name, cfg.HTTPAddr, err)
+	}
+	logger.Info("listening", "addr", srv.Addr(), "upstreams", fmt.Sprint(cfg.Upstreams),
+		"limits", fmt.Sprintf("auth=%s ai=%s general=%s", cfg.Limits.Auth, cfg.Limits.AI, cfg.Limits.General))
+	if ready != nil {
+		ready(srv.Addr())
+	}
+	return svc.RunWith(ctx, logger, srv.Serve)
+}
+
+// newHandler wires the gateway's handler from cfg: the shared upstream transport, the
+// proxies, the rate-limit counters (in memory or Redis), the token verifier and the
+// router. The func it returns releases what the handler holds open (idle upstream
+// connections, Redis). Run serves the handler; the in-package benchmark calls it directly.
+func newHandler(cfg Config, logger *slog.Logger) (http.Handler, func(), error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	transport := proxy.NewTransport(max(cfg.UpstreamTimeout, cfg.AIUpstreamTimeout))
-	defer transport.CloseIdleConnections()
+	closers := []func(){transport.CloseIdleConnections}
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
 	resolver := clientip.New(cfg.TrustedProxies)
 	px, err := proxy.New(proxy.Config{
 		Upstreams: cfg.Upstreams, Timeout: cfg.UpstreamTimeout, Resolver: resolver,
@@ -60,7 +89,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		Transport: transport, Logger: logger,
 	})
 	if err != nil {
-		return err
+		closeAll()
+		return nil, nil, err
 	}
 	checkClient := &http.Client{Transport: transport, Timeout: httpx.ReadyTimeout}
 	var checks []httpx.Check
@@ -72,10 +102,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
-			return fmt.Errorf("RATE_LIMIT_REDIS_URL: %w", err)
+			closeAll()
+			return nil, nil, fmt.Errorf("RATE_LIMIT_REDIS_URL: %w", err)
 		}
 		rdb := redis.NewClient(opts)
-		defer rdb.Close()
+		closers = append(closers, func() { _ = rdb.Close() })
 		newCounter = func(class string) httprate.LimitCounter {
 			return ratelimit.NewRedisCounter(rdb, "perpetua:ratelimit:"+class, logger)
 		}
@@ -99,17 +130,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 		Resolver: resolver, Limits: cfg.Limits, NewCounter: newCounter,
 	})
 	if err != nil {
-		return err
+		closeAll()
+		return nil, nil, err
 	}
-
-	srv, err := httpx.Listen(cfg.HTTPAddr, h, logger)
-	if err != nil {
-		return fmt.Errorf("%s: listen on %s: %w", Name, cfg.HTTPAddr, err)
-	}
-	logger.Info("listening", "addr", srv.Addr(), "upstreams", fmt.Sprint(cfg.Upstreams),
-		"limits", fmt.Sprintf("auth=%s ai=%s general=%s", cfg.Limits.Auth, cfg.Limits.AI, cfg.Limits.General))
-	if ready != nil {
-		ready(srv.Addr())
-	}
-	return svc.RunWith(ctx, logger, srv.Serve)
+	return h, closeAll, nil
 }

@@ -16,6 +16,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,7 +30,9 @@ import (
 
 // Transport sizing. The gateway multiplexes every client onto four upstreams, so it keeps
 // many idle connections per host: the default of 2 would open and close a connection for
-// almost every request under load.
+// almost every request under load (64 concurrent requests need about 64 connections).
+// The number of connections per host is not capped (MaxConnsPerHost 0): a cap would queue
+// requests inside the gateway, where no timeout but the request's own applies.
 const (
 	MaxIdleConns        = 1024
 	MaxIdleConnsPerHost = 256
@@ -53,6 +56,27 @@ func NewTransport(headerTimeout time.Duration) *http.Transport {
 		ResponseHeaderTimeout: headerTimeout,
 		ExpectContinueTimeout: time.Second,
 		TLSHandshakeTimeout:   DialTimeout,
+		// The services speak HTTP/1.1 over plain TCP; no h2 negotiation on the way.
+		ForceAttemptHTTP2: false,
+	}
+}
+
+// copyBufferSize is what ReverseProxy would allocate for every response it copies.
+const copyBufferSize = 32 << 10
+
+// bufferPool lends ReverseProxy its copy buffers instead of a new 32 KiB per request.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte { return *b.p.Get().(*[]byte) }
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == copyBufferSize {
+		buf = buf[:copyBufferSize]
+		b.p.Put(&buf)
 	}
 }
 
@@ -71,10 +95,13 @@ type Config struct {
 	Logger    *slog.Logger
 }
 
-// Proxy holds one reverse proxy per upstream over the shared transport.
+// Proxy holds two reverse proxies per upstream over the shared transport: one for
+// ordinary answers and one that flushes every write, for the SSE routes.
 type Proxy struct {
 	cfg     Config
+	buffers *bufferPool
 	proxies map[string]*httputil.ReverseProxy
+	streams map[string]*httputil.ReverseProxy
 }
 
 // New builds the proxies.
@@ -85,12 +112,14 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Resolver == nil {
 		cfg.Resolver = clientip.New(nil)
 	}
-	p := &Proxy{cfg: cfg, proxies: map[string]*httputil.ReverseProxy{}}
+	p := &Proxy{cfg: cfg, buffers: newBufferPool(),
+		proxies: map[string]*httputil.ReverseProxy{}, streams: map[string]*httputil.ReverseProxy{}}
 	for name, target := range cfg.Upstreams {
 		if target == nil || target.Host == "" {
 			return nil, fmt.Errorf("proxy: upstream %s has no URL", name)
 		}
-		p.proxies[name] = p.reverseProxy(name, target)
+		p.proxies[name] = p.reverseProxy(name, target, 0)
+		p.streams[name] = p.reverseProxy(name, target, -1)
 	}
 	return p, nil
 }
@@ -103,7 +132,7 @@ func (p *Proxy) Handler(upstream string, stream bool) (http.Handler, error) {
 		return nil, fmt.Errorf("proxy: no URL for upstream %q", upstream)
 	}
 	if stream {
-		return rp, nil
+		return p.streams[upstream], nil
 	}
 	timeout := p.cfg.Timeout
 	if t, ok := p.cfg.Timeouts[upstream]; ok {
@@ -124,7 +153,11 @@ var gatewayOwned = []string{
 	"Strict-Transport-Security", "Content-Security-Policy",
 }
 
-func (p *Proxy) reverseProxy(name string, target *url.URL) *httputil.ReverseProxy {
+// reverseProxy forwards to target. flushInterval -1 flushes every write at once (the SSE
+// routes); 0 lets the response buffer fill as usual, and ReverseProxy still flushes at
+// once whatever is text/event-stream or has no Content-Length, so a stream that reaches
+// an ordinary route is not held back either.
+func (p *Proxy) reverseProxy(name string, target *url.URL, flushInterval time.Duration) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -144,11 +177,9 @@ func (p *Proxy) reverseProxy(name string, target *url.URL) *httputil.ReverseProx
 				pr.Out.Header.Set("X-Forwarded-Proto", proto)
 			}
 		},
-		Transport: p.cfg.Transport,
-		// Every write is flushed at once: SSE chunks reach the client as the upstream
-		// writes them (for text/event-stream ReverseProxy does so anyway; this makes it
-		// explicit and covers chunked answers of other types).
-		FlushInterval: -1,
+		Transport:     p.cfg.Transport,
+		FlushInterval: flushInterval,
+		BufferPool:    p.buffers,
 		ModifyResponse: func(resp *http.Response) error {
 			for _, h := range gatewayOwned {
 				resp.Header.Del(h)

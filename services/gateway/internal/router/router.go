@@ -139,10 +139,9 @@ func New(d Deps) (http.Handler, error) {
 // path the upstream might read differently (/public/../private) must not get that far.
 func canonicalPath(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Path
-		raw := strings.ToLower(r.URL.RawPath)
-		if strings.Contains(p, "//") || strings.Contains(p+"/", "/./") || strings.Contains(p+"/", "/../") ||
-			strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") || strings.Contains(p, "\\") {
+		p, raw := r.URL.Path, r.URL.RawPath
+		if strings.Contains(p, "//") || hasDotSegment(p) || strings.Contains(p, "\\") ||
+			raw != "" && (containsFold(raw, "%2f") || containsFold(raw, "%5c")) {
 			httpx.NotFoundHandler(w, r)
 			return
 		}
@@ -150,10 +149,35 @@ func canonicalPath(next http.Handler) http.Handler {
 	})
 }
 
+// hasDotSegment reports a "." or ".." segment anywhere in p.
+func hasDotSegment(p string) bool {
+	for _, seg := range []string{"/.", "/.."} {
+		if strings.HasSuffix(p, seg) || strings.Contains(p, seg+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold is strings.Contains ignoring ASCII case, for short escapes such as "%2f".
+func containsFold(s, substr string) bool {
+	for i := 0; i+len(substr) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(substr)], substr) {
+			return true
+		}
+	}
+	return false
+}
+
 // accessLog writes one line per request (method, path, status, duration) with the request
-// id, so the local stack's [gateway] lines show the traffic.
+// id, so the local stack's [gateway] lines show the traffic. Below LOG_LEVEL=info it is
+// not there at all: no recorder, no clock reads.
 func accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !httpx.LoggerFrom(r.Context()).Enabled(r.Context(), slog.LevelInfo) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
