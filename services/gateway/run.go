@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/go-chi/httprate"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -98,7 +97,7 @@ func newHandler(cfg Config, logger *slog.Logger) (http.Handler, func(), error) {
 		checks = append(checks, proxy.ReadyCheck(checkClient, name, cfg.Upstreams[name]))
 	}
 
-	newCounter := func(string) httprate.LimitCounter { return ratelimit.NewMemoryCounter() }
+	newCounter := func(string) ratelimit.Counter { return ratelimit.NewMemoryCounter() }
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
@@ -107,7 +106,7 @@ func newHandler(cfg Config, logger *slog.Logger) (http.Handler, func(), error) {
 		}
 		rdb := redis.NewClient(opts)
 		closers = append(closers, func() { _ = rdb.Close() })
-		newCounter = func(class string) httprate.LimitCounter {
+		newCounter = func(class string) ratelimit.Counter {
 			return ratelimit.NewRedisCounter(rdb, "perpetua:ratelimit:"+class, logger)
 		}
 		logger.Info("rate limits shared through redis", "addr", opts.Addr)

@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,20 +71,38 @@ func TestMemoryCounterForgetsOldWindows(t *testing.T) {
 	c := NewMemoryCounter()
 	w1 := time.Unix(1_800_000_000, 0)
 	w2 := w1.Add(time.Minute)
-	_ = c.IncrementBy("k", w1, 2)
-	if n, _, _ := c.Get("k", w1, w1.Add(-time.Minute)); n != 2 {
+	add := func(key string, w time.Time, n int) int {
+		t.Helper()
+		got, err := c.Add(key, w, time.Minute, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if n := add("k", w1, 2); n != 2 {
 		t.Fatalf("w1 %d", n)
 	}
-	_ = c.Increment("k", w2)
-	_ = c.Increment("k", w1) // a late request of the old window changes nothing
-	if n, prev, _ := c.Get("k", w2, w1); n != 1 || prev != 0 {
-		t.Fatalf("w2 %d prev %d", n, prev)
+	if n := add("k", w1, 1); n != 3 {
+		t.Fatalf("w1 again %d", n)
 	}
-	if n, _, _ := c.Get("k", w1, w1.Add(-time.Minute)); n != 0 {
-		t.Fatalf("old window still counted: %d", n)
+	for i := range 100 {
+		add(fmt.Sprint("other-", i), w1, 1)
 	}
-	if len(c.counts) != 1 {
-		t.Fatalf("kept %d keys", len(c.counts))
+	if n := add("k", w2, 1); n != 1 {
+		t.Fatalf("w2 %d: the old window still counts", n)
+	}
+	if n := add("k", w1, 1); n != 1 {
+		t.Fatalf("a late request of the old window: %d, want its own 1", n)
+	}
+	if n := add("k", w2, 1); n != 2 {
+		t.Fatalf("w2 after the late request %d", n)
+	}
+	// The other keys' shards forget w1 as soon as they see w2.
+	for i := range 100 {
+		add(fmt.Sprint("other-", i), w2, 1)
+	}
+	if n := c.len(); n != 101 {
+		t.Fatalf("kept %d keys, want the 101 of w2", n)
 	}
 }
 
@@ -173,5 +193,43 @@ func TestRedisDownFallsBackToMemory(t *testing.T) {
 	got := statuses(t, time.Hour, 3, func(key string, _ int) int { return hit(h, key).Code })
 	if fmt.Sprint(got) != "[200 200 429]" {
 		t.Fatalf("statuses with Redis down %v: the API must stay up and limited per replica", got)
+	}
+}
+
+// Concurrent requests of one key get exactly the limit through: the count a request sees
+// is the one its own increment made, in memory and in Redis alike.
+func TestConcurrentRequestsGetExactlyTheLimit(t *testing.T) {
+	t.Parallel()
+	client := startRedis(t)
+	for _, tc := range []struct {
+		name    string
+		counter Counter
+	}{
+		{"memory", NewMemoryCounter()},
+		{"redis", NewRedisCounter(client, "test:"+uuid.NewString(), logging.Discard())},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			const limit, senders, each = 50, 16, 10
+			h := New(ClassGeneral, Limit{Requests: limit, Window: time.Hour}, byHeader, tc.counter, logging.Discard()).Handler(ok)
+			got := statuses(t, time.Hour, 1, func(key string, _ int) int {
+				var wg sync.WaitGroup
+				var allowed atomic.Int64
+				for range senders {
+					wg.Go(func() {
+						for range each {
+							if hit(h, key).Code == http.StatusOK {
+								allowed.Add(1)
+							}
+						}
+					})
+				}
+				wg.Wait()
+				return int(allowed.Load())
+			})
+			if got[0] != limit {
+				t.Fatalf("%d of %d concurrent requests allowed, want %d", got[0], senders*each, limit)
+			}
+		})
 	}
 }

@@ -54,7 +54,7 @@ type Deps struct {
 	Resolver *clientip.Resolver
 	Limits   ratelimit.Limits
 	// NewCounter makes the counter of one rate-limit class (memory or Redis).
-	NewCounter func(class string) httprate.LimitCounter
+	NewCounter func(class string) ratelimit.Counter
 	// Metrics records every request and starts its server span (telemetry.HTTPMetrics);
 	// nil records nothing.
 	Metrics func(http.Handler) http.Handler
@@ -66,7 +66,7 @@ func New(d Deps) (http.Handler, error) {
 		return nil, fmt.Errorf("router: Authenticate, UserID, Proxy and Resolver are required")
 	}
 	if d.NewCounter == nil {
-		d.NewCounter = func(string) httprate.LimitCounter { return ratelimit.NewMemoryCounter() }
+		d.NewCounter = func(string) ratelimit.Counter { return ratelimit.NewMemoryCounter() }
 	}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
