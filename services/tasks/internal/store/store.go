@@ -182,17 +182,28 @@ func (s *Store) reserve(ctx context.Context, tx pgx.Tx, a Actor, r task.Resource
 
 // record writes one activity row in tx.
 func (s *Store) record(ctx context.Context, tx pgx.Tx, a Actor, et task.EntityType, entityID, action string, details map[string]any) error {
-	if details == nil {
-		details = map[string]any{}
-	}
-	b, err := json.Marshal(details)
+	args, err := s.activityArgs(a, et, entityID, action, details)
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO activity (id, user_id, entity_type, entity_id, action, source, details, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		newID(), a.UserID, string(et), entityID, action, string(a.Source), b, s.now())
+	_, err = tx.Exec(ctx, insertActivitySQL, args...)
 	return err
+}
+
+const insertActivitySQL = `INSERT INTO activity (id, user_id, entity_type, entity_id, action, source, details, created_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+
+// activityArgs are the arguments of insertActivitySQL (record, or a batch that sends the
+// activity row with its change).
+func (s *Store) activityArgs(a Actor, et task.EntityType, entityID, action string, details map[string]any) ([]any, error) {
+	if details == nil {
+		details = map[string]any{}
+	}
+	d, err := json.Marshal(details)
+	if err != nil {
+		return nil, err
+	}
+	return []any{newID(), a.UserID, string(et), entityID, action, string(a.Source), d, s.now()}, nil
 }
 
 // emitTask puts tasks.task.<verb> with the task as it is now into the outbox.

@@ -202,11 +202,17 @@ func lockTaskOf(ctx context.Context, tx pgx.Tx, child, what, userID, id string) 
 }
 
 func insertTask(ctx context.Context, tx pgx.Tx, t task.Task) error {
-	_, err := tx.Exec(ctx, `INSERT INTO tasks (`+taskCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)`,
-		t.ID, t.UserID, t.Title, t.Description, string(t.Priority), t.DueDate, t.EstimatedDuration,
-		t.FocusTimeSeconds, t.Completed, t.CompletedAt, string(t.CompletedBy), t.Hidden, t.Archived, t.TemplateID,
-		t.SubtaskCount, t.SubtaskCompletedCount, t.Version, t.CreatedAt, t.UpdatedAt)
+	_, err := tx.Exec(ctx, insertTaskSQL, taskArgs(t)...)
 	return err
+}
+
+const insertTaskSQL = `INSERT INTO tasks (` + taskCols + `) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)`
+
+// taskArgs are the arguments of insertTaskSQL.
+func taskArgs(t task.Task) []any {
+	return []any{t.ID, t.UserID, t.Title, t.Description, string(t.Priority), t.DueDate, t.EstimatedDuration,
+		t.FocusTimeSeconds, t.Completed, t.CompletedAt, string(t.CompletedBy), t.Hidden, t.Archived, t.TemplateID,
+		t.SubtaskCount, t.SubtaskCompletedCount, t.Version, t.CreatedAt, t.UpdatedAt}
 }
 
 // saveTask writes the mutable fields of t (the row is locked by the caller).
@@ -250,10 +256,15 @@ func (s *Store) CreateTaskTx(ctx context.Context, tx pgx.Tx, a Actor, n task.New
 	if err := s.reserve(ctx, tx, a, task.ResourceTasks); err != nil {
 		return task.Task{}, err
 	}
-	if err := insertTask(ctx, tx, t); err != nil {
+	act, err := s.activityArgs(a, task.EntityTask, t.ID, task.ActionCreated, map[string]any{"title": t.Title})
+	if err != nil {
 		return task.Task{}, err
 	}
-	if err := s.record(ctx, tx, a, task.EntityTask, t.ID, task.ActionCreated, map[string]any{"title": t.Title}); err != nil {
+	// The task and its activity row in one round trip.
+	b := &pgx.Batch{}
+	b.Queue(insertTaskSQL, taskArgs(t)...)
+	b.Queue(insertActivitySQL, act...)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return task.Task{}, err
 	}
 	return t, s.emitTask(ctx, tx, tasksevents.TypeTaskCreated, t, a.Source)
