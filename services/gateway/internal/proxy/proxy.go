@@ -146,11 +146,20 @@ func (p *Proxy) Handler(upstream string, stream bool) (http.Handler, error) {
 }
 
 // gatewayOwned are response headers the gateway sets itself; an upstream's copy would be
-// added beside ours (ReverseProxy adds, it does not replace), so it is dropped.
-var gatewayOwned = []string{
+// added beside ours (ReverseProxy adds, it does not replace), so it is dropped. The names
+// are canonical, so dropping one is a map delete (Header.Del would canonicalize
+// "X-Request-ID" into a new string on every response).
+var gatewayOwned = canonical(
 	httpx.RequestIDHeader,
 	"X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy",
 	"Strict-Transport-Security", "Content-Security-Policy",
+)
+
+func canonical(names ...string) []string {
+	for i, n := range names {
+		names[i] = http.CanonicalHeaderKey(n)
+	}
+	return names
 }
 
 // reverseProxy forwards to target. flushInterval -1 flushes every write at once (the SSE
@@ -182,11 +191,12 @@ func (p *Proxy) reverseProxy(name string, target *url.URL, flushInterval time.Du
 		BufferPool:    p.buffers,
 		ModifyResponse: func(resp *http.Response) error {
 			for _, h := range gatewayOwned {
-				resp.Header.Del(h)
+				delete(resp.Header, h)
 			}
 			for k := range resp.Header {
+				// Keys read from the wire are canonical.
 				if strings.HasPrefix(k, "Access-Control-") {
-					resp.Header.Del(k) // CORS is answered by the gateway alone
+					delete(resp.Header, k) // CORS is answered by the gateway alone
 				}
 			}
 			return nil
