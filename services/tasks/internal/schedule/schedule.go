@@ -19,18 +19,33 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/perpetua-flow/backend/services/tasks/internal/reminder"
+	"github.com/perpetua-flow/backend/services/tasks/internal/store"
 	"github.com/perpetua-flow/backend/services/tasks/internal/task"
 )
 
 // Queues. Reminders have their own queue so 10,000 due at once do not wait behind the
-// housekeeping, and housekeeping does not wait behind them. River fetches at most
-// MaxWorkers jobs per fetch and fetches at most every 100 ms, so ReminderWorkers sets
-// the ceiling of reminders per second (×10); ReminderConcurrency bounds how many fire at
-// once, so a burst takes that many database connections and leaves the rest to the API.
+// housekeeping, and housekeeping does not wait behind them.
+//
+// A reminder job does little on its own: it hands its {reminder_id, version} to the
+// worker's batcher, which fires the jobs running at the same moment together, up to
+// ReminderBatch in one transaction, at most ReminderConcurrency transactions at once (so
+// a burst takes that many database connections and leaves the rest to the API). For
+// batches to fill, many jobs must run at once: River fetches at most MaxWorkers jobs per
+// fetch and fetches again ReminderFetchCooldown after jobs finish, so ReminderWorkers
+// is two rounds of batches, one firing (ReminderConcurrency × ReminderBatch) and one
+// gathering. A waiting job costs a goroutine, no connection.
+//
+// River's scheduler makes scheduled jobs available up to its interval (5 s) before
+// they are due, without waking the queue: the queue finds them by polling, every
+// ReminderFetchPoll, which bounds the delay of the first of a burst. The cost is one
+// indexed query per poll per replica on an idle queue.
 const (
 	QueueReminders        = "reminders"
-	ReminderWorkers       = 200
-	ReminderConcurrency   = 8
+	ReminderWorkers       = 2_000
+	ReminderBatch         = 250
+	ReminderConcurrency   = 4
+	ReminderFetchCooldown = 20 * time.Millisecond
+	ReminderFetchPoll     = 100 * time.Millisecond
 	QueueFocus            = "focus"
 	FocusWorkers          = 2
 	reminderKind          = "tasks.reminder.fire"
@@ -42,7 +57,7 @@ const (
 // Queues is the River queue configuration these jobs need beside the default queue.
 func Queues() map[string]river.QueueConfig {
 	return map[string]river.QueueConfig{
-		QueueReminders: {MaxWorkers: ReminderWorkers},
+		QueueReminders: {MaxWorkers: ReminderWorkers, FetchCooldown: ReminderFetchCooldown, FetchPollInterval: ReminderFetchPoll},
 		QueueFocus:     {MaxWorkers: FocusWorkers},
 	}
 }
@@ -56,10 +71,13 @@ type ReminderArgs struct {
 // Kind is River's job kind.
 func (ReminderArgs) Kind() string { return reminderKind }
 
-// InsertOpts: one job per (reminder, version), however often the same schedule is
-// written; a later version is a different job and the earlier one turns stale.
+// InsertOpts: a later version is a different job and the earlier one turns stale. The
+// jobs are not unique by args: every schedule is of a new version already, a duplicate
+// would find its reminder fired, and River's scheduler pass over unique jobs takes more
+// than its 30 s timeout when 10,000 fall due together (it then retries with batches of
+// 1,000 for the life of the process), which delayed a burst by a minute and more.
 func (ReminderArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueReminders, MaxAttempts: reminderMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{Queue: QueueReminders, MaxAttempts: reminderMaxAttempts}
 }
 
 // FocusCloseArgs closes a focus session that is still open when it runs.
@@ -115,12 +133,13 @@ func (s *Scheduler) FocusClose(ctx context.Context, tx pgx.Tx, sessionID, userID
 	return nil
 }
 
-// Firer is the store's side of a reminder job: in one transaction, lock the reminder and
-// its task, decide (reminder.Decide), and on Fire write the notification, mark the
-// reminder fired and put tasks.reminder.fired in the outbox. It returns the committed
-// notifications to push.
+// Firer is the store's side of reminder jobs: in one transaction for the whole batch,
+// lock the reminders and their tasks, decide each job (reminder.Decide), and for those
+// that fire write the notifications, mark the reminders fired and put
+// tasks.reminder.fired in the outbox. outcomes[i] is the outcome of jobs[i]; the
+// committed notifications to push are returned. An error fires none of them.
 type Firer interface {
-	FireReminder(ctx context.Context, id string, version int) (reminder.Outcome, []task.Notification, error)
+	FireReminders(ctx context.Context, jobs []store.ReminderJob) (outcomes []reminder.Outcome, pushed []task.Notification, err error)
 }
 
 // Closer is the store's side of a focus-close job: close the session if it is still open
@@ -138,35 +157,23 @@ type Publisher interface {
 // and the benchmark); optional.
 type Observer func(outcome reminder.Outcome, delay time.Duration)
 
-// ReminderWorker fires reminders.
+// ReminderWorker fires reminders, each job through the batcher that fires the jobs
+// running at the same moment together.
 type ReminderWorker struct {
 	river.WorkerDefaults[ReminderArgs]
-	Store     Firer
-	Publisher Publisher
-	Logger    *slog.Logger
-	Observe   Observer
-	// slots bounds the reminders firing at once (ReminderConcurrency).
-	slots chan struct{}
+	Logger  *slog.Logger
+	Observe Observer
+	batches *batcher
 }
 
-// Work fires the reminder if its job is still current, then pushes the notification. A
-// failed push is not a failed job: the notification is committed and the client gets it
-// on reconnect.
+// Work fires the reminder if its job is still current; the batch pushes the
+// notifications after its commit. A failed push is not a failed job: the notification is
+// committed and the client gets it on reconnect. A failed batch fails each of its jobs,
+// and River retries them (a retry of a fired reminder does nothing).
 func (w *ReminderWorker) Work(ctx context.Context, job *river.Job[ReminderArgs]) error {
-	if w.slots != nil {
-		select {
-		case w.slots <- struct{}{}:
-			defer func() { <-w.slots }()
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	outcome, ns, err := w.Store.FireReminder(ctx, job.Args.ReminderID, job.Args.Version)
+	outcome, err := w.batches.fire(ctx, store.ReminderJob{ID: job.Args.ReminderID, Version: job.Args.Version})
 	if err != nil {
 		return err
-	}
-	if w.Publisher != nil && len(ns) > 0 {
-		w.Publisher.Publish(ns...)
 	}
 	delay := time.Since(job.ScheduledAt)
 	if w.Observe != nil {
@@ -198,7 +205,7 @@ func (w *FocusCloseWorker) Work(ctx context.Context, job *river.Job[FocusCloseAr
 
 // Register adds both workers to workers.
 func Register(workers *river.Workers, firer Firer, closer Closer, pub Publisher, logger *slog.Logger, observe Observer) {
-	river.AddWorker(workers, &ReminderWorker{Store: firer, Publisher: pub, Logger: logger, Observe: observe,
-		slots: make(chan struct{}, ReminderConcurrency)})
+	river.AddWorker(workers, &ReminderWorker{Logger: logger, Observe: observe,
+		batches: newBatcher(firer, pub, ReminderBatch, ReminderConcurrency)})
 	river.AddWorker(workers, &FocusCloseWorker{Store: closer, Logger: logger})
 }
