@@ -296,10 +296,8 @@ func (s *Store) FireReminders(ctx context.Context, jobs []ReminderJob) (outcomes
 		if len(fired) == 0 {
 			return nil
 		}
-		if pushed, err = s.fireAll(ctx, tx, fired, now); err != nil {
-			return err
-		}
-		return nil
+		pushed, err = s.fireAll(ctx, tx, fired, now)
+		return err
 	})
 	if err != nil {
 		return nil, nil, err
