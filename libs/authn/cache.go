@@ -10,8 +10,9 @@ import (
 
 // Defaults of the verified-token cache (VerifierConfig.TokenCacheSize, TokenCacheTTL).
 const (
-	// DefaultTokenCacheSize bounds the remembered tokens: about 4 MB at most, and far more
-	// than the clients one replica sees in DefaultTokenCacheTTL.
+	// DefaultTokenCacheSize bounds the remembered tokens: about 5 MB at most (some 500
+	// bytes an entry), and far more than the clients one replica sees in
+	// DefaultTokenCacheTTL.
 	DefaultTokenCacheSize = 10_000
 	// DefaultTokenCacheTTL is how long one verification is reused at most. It is short so
 	// that what the cache remembers stays close to what verifying again would say, even
