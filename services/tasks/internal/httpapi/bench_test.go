@@ -1,11 +1,14 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -67,6 +70,7 @@ type benchEnv struct {
 	h      http.Handler
 	issuer *authntest.Issuer
 	rt     *roundTrips
+	pool   *pgxpool.Pool
 }
 
 func setupBench(b *testing.B) *benchEnv {
@@ -115,7 +119,7 @@ func setupBench(b *testing.B) *benchEnv {
 	root := chi.NewRouter()
 	root.Use(httpx.RequestID(logger), telemetry.HTTPMetrics(prometheus.NewRegistry(), "tasks"), httpx.SecurityHeaders, httpx.Recover, httpx.LimitBody)
 	root.Mount("/api/v1", api)
-	return &benchEnv{h: root, issuer: issuer, rt: rt}
+	return &benchEnv{h: root, issuer: issuer, rt: rt, pool: pool}
 }
 
 // do serves one request and checks its status.
@@ -166,9 +170,37 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// parallel runs fn from benchClients goroutines and reports the database round trips and
-// the CPU time (of this process: the handler, pgx and the test's requests, not Postgres)
-// of one operation.
+// postgresCPU is the CPU time each server process of this benchmark's database has used,
+// by pid (from /proc: the server runs on this machine, and its processes' stat files are
+// readable by anyone; clock ticks of 10 ms, so use a -benchtime of seconds).
+func (e *benchEnv) postgresCPU(b *testing.B) map[int]time.Duration {
+	rows, err := e.pool.Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[int]time.Duration{}
+	for _, pid := range pids {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// Fields after the command (which may hold spaces) in parentheses: utime and
+		// stime are the 14th and 15th of the line.
+		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		out[int(pid)] = time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	return out
+}
+
+// parallel runs fn from benchClients goroutines and reports, per operation, the database
+// round trips, the CPU time of this process (the handler, pgx and the test's requests)
+// and that of the Postgres server processes serving it.
 func (e *benchEnv) parallel(b *testing.B, fn func() error) {
 	b.Helper()
 	for range benchClients { // warm: connections open, statements prepared
@@ -178,7 +210,7 @@ func (e *benchEnv) parallel(b *testing.B, fn func() error) {
 	}
 	b.ReportAllocs()
 	b.SetParallelism((benchClients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	start, cpu := e.rt.n.Load(), cpuTime(b)
+	start, cpu, pgCPU := e.rt.n.Load(), cpuTime(b), e.postgresCPU(b)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -191,6 +223,11 @@ func (e *benchEnv) parallel(b *testing.B, fn func() error) {
 	b.StopTimer()
 	b.ReportMetric(float64(e.rt.n.Load()-start)/float64(b.N), "roundtrips/op")
 	b.ReportMetric(float64((cpuTime(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+	var pgUsed time.Duration
+	for pid, d := range e.postgresCPU(b) {
+		pgUsed += d - pgCPU[pid]
+	}
+	b.ReportMetric(float64(pgUsed.Microseconds())/float64(b.N), "pg-cpu-µs/op")
 }
 
 // BenchmarkGetTask is GET /tasks/{id} of a task with 5 subtasks and 2 reminders.

@@ -123,9 +123,13 @@ const userLockClass = 0x7461736b // "task"
 // recoveries, and deletes (whose tombstone eviction must not race), of one user serialise
 // on it. Users never block each other (two users whose ids hash alike only wait).
 func lockUser(ctx context.Context, tx pgx.Tx, userID string) error {
-	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, userLockClass, userID)
+	_, err := tx.Exec(ctx, lockUserSQL, userLockClass, userID)
 	return err
 }
+
+// lockUserSQL takes the lock of the user $2 in the class $1. A transaction-level lock
+// ends with its transaction, so it also holds behind a transaction-mode pooler.
+const lockUserSQL = `SELECT pg_advisory_xact_lock($1, hashtext($2))`
 
 // reserve checks, inside a create's or a recovery's transaction and before its insert,
 // that the user may hold one more task or note (API.md §3 "Limits", DESIGN-NOTES "Limits
@@ -163,7 +167,7 @@ func (s *Store) reserve(ctx context.Context, tx pgx.Tx, a Actor, r task.Resource
 		limit, count = *lim.MaxTasks, `SELECT count(*) FROM tasks WHERE user_id = $1`
 	}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT pg_advisory_xact_lock($1, hashtext($2))`, userLockClass, a.UserID)
+	b.Queue(lockUserSQL, userLockClass, a.UserID)
 	b.Queue(count, a.UserID)
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
