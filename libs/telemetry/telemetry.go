@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 
 	"go.opentelemetry.io/otel"
@@ -33,8 +34,10 @@ var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceCont
 
 // Setup installs the global propagator and tracer provider for service. With an
 // otlpEndpoint (OTEL_EXPORTER_OTLP_ENDPOINT, such as http://otel-collector:4318) spans
-// are batched and exported over OTLP/HTTP to its /v1/traces; without one, spans are still
-// made (trace ids reach logs and downstream services) but go nowhere. The usual
+// are batched and exported over OTLP/HTTP to its /v1/traces; without one, spans are not
+// recorded (unless OTEL_TRACES_SAMPLER asks for it) but still carry trace ids to logs and
+// downstream services, unsampled: a service without an exporter ends the sampled part of
+// a trace. The usual
 // OTEL_EXPORTER_OTLP_HEADERS / OTEL_TRACES_SAMPLER variables keep working. shutdown
 // flushes pending spans; call it with a deadline on the way out.
 func Setup(ctx context.Context, service, otlpEndpoint string) (shutdown func(context.Context) error, err error) {
@@ -57,6 +60,11 @@ func Setup(ctx context.Context, service, otlpEndpoint string) (shutdown func(con
 			return nil, fmt.Errorf("telemetry: OTLP exporter: %w", err)
 		}
 		opts = append(opts, sdktrace.WithBatcher(exp))
+	} else if os.Getenv("OTEL_TRACES_SAMPLER") == "" {
+		// Nothing would receive the spans: do not record them. Spans still carry trace
+		// ids (logs and downstream services get them), unsampled, at a fraction of the
+		// cost per request.
+		opts = append(opts, sdktrace.WithSampler(sdktrace.NeverSample()))
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
 	otel.SetTracerProvider(tp)

@@ -428,6 +428,9 @@ func TestSetup(t *testing.T) {
 	if !span.SpanContext().IsValid() {
 		t.Fatal("no trace id without an exporter")
 	}
+	if span.IsRecording() {
+		t.Error("a span is recorded though nothing would export it")
+	}
 	span.End()
 	if err := shutdown(sctx); err != nil {
 		t.Fatal(err)
