@@ -191,8 +191,16 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, minReplicas int32) {
 		if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
 			t.Errorf("%s: privilege escalation must be off", where)
 		}
+		memLimit := false
 		for _, e := range c.Env {
 			checkSwitch(t, where, e.Name, e.Value)
+			if f := e.ValueFrom; e.Name == "GOMEMLIMIT" && f != nil && f.ResourceFieldRef != nil &&
+				f.ResourceFieldRef.Resource == "limits.memory" && f.ResourceFieldRef.ContainerName == c.Name {
+				memLimit = true
+			}
+		}
+		if !memLimit {
+			t.Errorf("%s: GOMEMLIMIT must come from the container's limits.memory", where)
 		}
 	}
 }

@@ -258,7 +258,8 @@ func launch(o Options) (*Stack, error) {
 }
 
 func environ(m map[string]string) []string {
-	keep := []string{"PATH", "HOME", "TMPDIR", "GOCOVERDIR"}
+	// The Go runtime's own knobs pass through, so a run can be tuned from outside.
+	keep := []string{"PATH", "HOME", "TMPDIR", "GOCOVERDIR", "GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"}
 	var env []string
 	for _, k := range keep {
 		if v, ok := os.LookupEnv(k); ok {

@@ -19,6 +19,7 @@ type MigrateFunc func(ctx context.Context, getenv func(string) string, stdout io
 // (when given as the first argument and migrate is not nil) or run, and exit code 1 with
 // the error on stderr when it fails.
 func Main(name string, run RunFunc, migrate MigrateFunc) {
+	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := dispatch(ctx, os.Args[1:], run, migrate)
 	stop()
