@@ -207,6 +207,10 @@ func (b *bench) httpPhases(ctx context.Context) []report.Phase {
 			out = append(out, b.attack(ctx, s.key+"/fixed", s.name, s.via, b.o.rate, s.tr(), s.observe))
 		}
 		out = append(out, b.attack(ctx, s.key+"/max", s.name, s.via, 0, s.tr(), s.observe))
+		if s.key == "gateway/get" {
+			// The latency bound is read at its throughput target (report.getTarget).
+			out = append(out, b.attack(ctx, s.key+"/at-target", s.name, s.via, report.GetTargetRate, s.tr(), s.observe))
+		}
 		if ctx.Err() != nil {
 			break
 		}

@@ -174,6 +174,33 @@ type Target struct {
 	Known bool // false: not measured in this run
 }
 
+// GetTargetRate is the GET throughput the issue asks for; the run also offers exactly this
+// rate (phase "gateway/get/at-target") to read the p99 the target sets at that load.
+const GetTargetRate = 3500
+
+// getTargetP99 is the issue's latency bound for GET task.
+const getTargetP99 = 20 * time.Millisecond
+
+// getTarget: at least GetTargetRate/s at 64 connections, and p99 ≤ 20 ms while serving
+// that rate. A max-rate phase has no fixed load: its latency is whatever queueing the 64
+// connections build (64 / throughput on average), so the bound is read at the target
+// rate; the max-rate p99 is shown beside it.
+func getTarget(r Run) Target {
+	t := Target{Name: "GET task, 64 connections", Want: fmt.Sprintf("≥ %d/s, p99 ≤ %s at %d/s", GetTargetRate, ms(getTargetP99), GetTargetRate)}
+	max, ok := r.Phase("gateway/get/max")
+	if !ok {
+		return t
+	}
+	t.Known = true
+	at, atOK := r.Phase("gateway/get/at-target")
+	if !atOK {
+		at = max // a run before the at-target phase existed
+	}
+	t.Got = fmt.Sprintf("%.0f/s (p99 %s at max rate), p99 %s at %d/s, %d errors", max.Throughput, ms(max.P99), ms(at.P99), at.Rate, max.Errors+at.Errors)
+	t.Met = max.Throughput >= GetTargetRate && at.P99 <= getTargetP99 && (!atOK || at.Throughput >= 0.99*GetTargetRate)
+	return t
+}
+
 // Targets checks the numbers the issue sets for the 2-core machine.
 func Targets(r Run) []Target {
 	var out []Target
@@ -193,7 +220,7 @@ func Targets(r Run) []Target {
 		}
 		out = append(out, t)
 	}
-	phase("GET task, 64 connections", "gateway/get/max", 3500, 20*time.Millisecond, false)
+	out = append(out, getTarget(r))
 	phase("list (25), 64 connections", "gateway/list/max", 3000, 0, false)
 	phase("create, 64 connections", "gateway/create/max", 1000, 0, true)
 	phase("create, 64 connections of one user", "gateway/create-one-user/max", 1000, 0, true)

@@ -53,6 +53,47 @@ func TestRatiosAndTargets(t *testing.T) {
 	}
 }
 
+func TestGetTargetReadsTheLatencyAtTheTargetRate(t *testing.T) {
+	t.Parallel()
+	at := func(p99 time.Duration, tput float64) report.Phase {
+		return report.Phase{Key: "gateway/get/at-target", Via: "gateway", Rate: report.GetTargetRate, Conns: 64, Requests: 100, Throughput: tput, P99: p99}
+	}
+	get := func(r report.Run) report.Target {
+		for _, tg := range report.Targets(r) {
+			if tg.Name == "GET task, 64 connections" {
+				return tg
+			}
+		}
+		t.Fatal("no GET target")
+		return report.Target{}
+	}
+	for _, tc := range []struct {
+		name string
+		max  float64
+		at   *report.Phase
+		met  bool
+	}{
+		{"fast enough, p99 low at the target rate although high at max rate", 5000, &report.Phase{}, true},
+		{"p99 over 20 ms at the target rate", 5000, nil, false},
+		{"the target rate was not kept up", 5000, &report.Phase{Throughput: 3000}, false},
+		{"max rate under the target", 3000, &report.Phase{}, false},
+	} {
+		r := sample(tc.max)
+		r.Phases[0].P99 = 40 * time.Millisecond // max rate: queueing of 64 connections
+		switch {
+		case tc.at == nil:
+			r.Phases = append(r.Phases, at(25*time.Millisecond, report.GetTargetRate))
+		case tc.at.Throughput > 0:
+			r.Phases = append(r.Phases, at(5*time.Millisecond, tc.at.Throughput))
+		default:
+			r.Phases = append(r.Phases, at(5*time.Millisecond, report.GetTargetRate))
+		}
+		if tg := get(r); !tg.Known || tg.Met != tc.met {
+			t.Errorf("%s: %+v, want met = %v", tc.name, tg, tc.met)
+		}
+	}
+}
+
 func TestMarkdownShowsTheChange(t *testing.T) {
 	t.Parallel()
 	prev, cur := sample(1000), sample(3600)
