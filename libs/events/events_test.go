@@ -432,6 +432,50 @@ func TestCommitInInTxWakesTheRelay(t *testing.T) {
 	}
 }
 
+// QueueEnqueue's rows ride the caller's batch: written with it, atomically with the rest
+// of the batch, and the commit wakes the relay like Enqueue's.
+func TestQueueEnqueueRidesTheCallersBatch(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	start(t, newRelay(e, events.RelayConfig{Pooler: true, PollInterval: time.Hour, Interval: time.Hour}).Run)
+
+	// A batch whose last statement fails writes none of its outbox rows.
+	err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		if err := events.QueueEnqueue(ctx, tx, b, newEvent(t, "tasks.test.batch_failed")); err != nil {
+			return err
+		}
+		b.Queue(`SELECT 1/0`)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err == nil {
+		t.Fatal("a batch dividing by zero succeeded")
+	}
+	err = pg.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`SELECT 1`)
+		if err := events.QueueEnqueue(ctx, tx, b, newEvent(t, "tasks.test.batched"), newEvent(t, "tasks.test.batched")); err != nil {
+			return err
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only a wake-up can publish: both tickers wait an hour.
+	eventually(t, "the batched events published", func() bool { return unpublished(t, e.pool) == 0 && streamMsgs(t, e.js, stream) == 2 })
+	var rows int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&rows); err != nil || rows != 2 {
+		t.Fatalf("outbox rows = %d (%v), want the 2 of the committed batch", rows, err)
+	}
+	if err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		return events.QueueEnqueue(ctx, tx, &pgx.Batch{}, events.Event{})
+	}); err == nil {
+		t.Fatal("an invalid event was queued")
+	}
+}
+
 // Enqueue in a plain transaction still NOTIFYs the relay's channel; in pg.InTx it does not
 // (the in-process wake-up replaces it).
 func TestEnqueueNotifiesOnlyWithoutCommitHooks(t *testing.T) {

@@ -89,6 +89,60 @@ func Enqueue(ctx context.Context, tx pgx.Tx, evs ...Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	args, err := outboxArgs(ctx, evs)
+	if err != nil {
+		return err
+	}
+	// One round trip for the rows, however many events (and one for the notification in a
+	// transaction without commit hooks).
+	if _, err := tx.Exec(ctx, insertOutboxSQL, args...); err != nil {
+		return fmt.Errorf("events: enqueue: %w", err)
+	}
+	if h, ok := tx.(pg.CommitHooker); ok {
+		h.AfterCommit(wakeRelays)
+		return nil
+	}
+	if _, err := tx.Exec(ctx, notifySQL); err != nil {
+		return fmt.Errorf("events: notify relay: %w", err)
+	}
+	return nil
+}
+
+// QueueEnqueue is Enqueue for a caller that already sends a batch in tx: the outbox rows
+// (and, in a transaction without commit hooks, the notification) are queued on b, so they
+// cost no round trip of their own. They are written when the caller sends b; an error then
+// comes from the batch.
+func QueueEnqueue(ctx context.Context, tx pgx.Tx, b *pgx.Batch, evs ...Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	args, err := outboxArgs(ctx, evs)
+	if err != nil {
+		return err
+	}
+	b.Queue(insertOutboxSQL, args...)
+	if h, ok := tx.(pg.CommitHooker); ok {
+		h.AfterCommit(wakeRelays)
+	} else {
+		b.Queue(notifySQL)
+	}
+	return nil
+}
+
+// insertOutboxSQL writes the rows of outboxArgs. Rows of one transaction share created_at
+// (now()); their time-ordered ids keep them in the order given.
+const insertOutboxSQL = `
+	INSERT INTO outbox (id, subject, type, payload, headers)
+	SELECT t.id::uuid, t.typ, t.typ, t.payload::jsonb, t.headers::jsonb
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(id, typ, payload, headers)`
+
+// notifySQL wakes the relays listening on the schema's channel when the transaction
+// commits.
+const notifySQL = `SELECT pg_notify(current_schema() || '_outbox', '')`
+
+// outboxArgs validates evs and makes insertOutboxSQL's arguments: ids, types, payloads and
+// the trace headers of ctx.
+func outboxArgs(ctx context.Context, evs []Event) ([]any, error) {
 	carrier := nats.Header{}
 	telemetry.InjectNATS(ctx, carrier)
 	headers := make(map[string]string, len(carrier))
@@ -99,7 +153,7 @@ func Enqueue(ctx context.Context, tx pgx.Tx, evs ...Event) error {
 	}
 	hdr, err := json.Marshal(headers)
 	if err != nil {
-		return fmt.Errorf("events: marshal headers: %w", err)
+		return nil, fmt.Errorf("events: marshal headers: %w", err)
 	}
 	ids := make([]string, len(evs))
 	types := make([]string, len(evs))
@@ -107,32 +161,15 @@ func Enqueue(ctx context.Context, tx pgx.Tx, evs ...Event) error {
 	hdrs := make([]string, len(evs))
 	for i, ev := range evs {
 		if err := ev.Validate(); err != nil {
-			return err
+			return nil, err
 		}
 		b, err := json.Marshal(ev)
 		if err != nil {
-			return fmt.Errorf("events: marshal %s: %w", ev.ID, err)
+			return nil, fmt.Errorf("events: marshal %s: %w", ev.ID, err)
 		}
 		ids[i], types[i], payloads[i], hdrs[i] = ev.ID, ev.Type, string(b), string(hdr)
 	}
-	// One round trip for the rows, however many events (and one for the notification in a
-	// transaction without commit hooks). Rows of one transaction share created_at (now());
-	// their time-ordered ids keep them in the order given.
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO outbox (id, subject, type, payload, headers)
-		SELECT t.id::uuid, t.typ, t.typ, t.payload::jsonb, t.headers::jsonb
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(id, typ, payload, headers)`,
-		ids, types, payloads, hdrs); err != nil {
-		return fmt.Errorf("events: enqueue: %w", err)
-	}
-	if h, ok := tx.(pg.CommitHooker); ok {
-		h.AfterCommit(wakeRelays)
-		return nil
-	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify(current_schema() || '_outbox', '')`); err != nil {
-		return fmt.Errorf("events: notify relay: %w", err)
-	}
-	return nil
+	return []any{ids, types, payloads, hdrs}, nil
 }
 
 // PurgePublished deletes outbox rows published before olderThan and returns how many.
