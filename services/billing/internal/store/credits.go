@@ -30,16 +30,27 @@ type ConsumeResult struct {
 func (s *Store) Consume(ctx context.Context, userID, operationID string, amount int, reason string, now time.Time) (ConsumeResult, error) {
 	res := ConsumeResult{OperationID: operationID}
 	var short error
-	err := s.withAccount(ctx, userID, now, func(a *account) error {
-		var charged int
-		err := a.tx.QueryRow(ctx, `SELECT amount FROM credit_operations WHERE user_id = $1 AND operation_id = $2`,
-			userID, operationID).Scan(&charged)
-		switch {
-		case err == nil:
+	// The operation is looked up in the lock's round trip: a retry that races the first
+	// attempt waits for its lock and then sees its row.
+	var charged int
+	var replay bool
+	op := &sideQuery{
+		what: "find operation",
+		sql:  `SELECT amount FROM credit_operations WHERE user_id = $1 AND operation_id = $2`,
+		args: []any{userID, operationID},
+		scan: func(row pgx.Row) error {
+			err := row.Scan(&charged)
+			if pg.IsNoRows(err) {
+				return nil
+			}
+			replay = err == nil
+			return err
+		},
+	}
+	err := s.withAccountAnd(ctx, userID, now, op, func(a *account) error {
+		if replay {
 			res.Charged, res.Replayed, res.Balance = charged, true, a.balance()
 			return nil
-		case !pg.IsNoRows(err):
-			return fmt.Errorf("store: find operation: %w", err)
 		}
 		takes, err := credit.Plan(a.grants, amount, now)
 		if err != nil {
@@ -48,7 +59,8 @@ func (s *Store) Consume(ctx context.Context, userID, operationID string, amount 
 			res.Balance = a.balance()
 			return nil
 		}
-		// One round trip for the operation, the debits, the movements and the history.
+		// One round trip for the operation, the debits, the movements, the history and the
+		// event.
 		b := &pgx.Batch{}
 		b.Queue(`INSERT INTO credit_operations (user_id, operation_id, amount, reason, created_at) VALUES ($1, $2, $3, $4, $5)`,
 			userID, operationID, amount, reason, now)
@@ -65,11 +77,17 @@ func (s *Store) Consume(ctx context.Context, userID, operationID string, amount 
 			a.queueLedger(b, ledgerRow{kind: k.Kind, operation: opConsume, category: categoryAI, amount: -k.Amount,
 				description: reason, reference: operationID})
 		}
+		if err := a.creditsEvent(billingevents.TypeCreditsConsumed, operationID, "", amount, reason); err != nil {
+			return err
+		}
+		if err := a.queueFlush(ctx, b); err != nil {
+			return err
+		}
 		if err := a.tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("store: debit: %w", err)
 		}
 		res.Charged, res.Balance = amount, a.balance()
-		return a.creditsEvent(billingevents.TypeCreditsConsumed, operationID, "", amount, reason)
+		return nil
 	})
 	if err != nil {
 		return ConsumeResult{}, err
@@ -219,7 +237,7 @@ func (s *Store) History(ctx context.Context, userID string, page httpx.Page) ([]
 // makes a redelivered auth.user.created a no-op even past the inbox), and records the
 // sign-up time that daily grants count from. It runs in the consumer's transaction.
 func (s *Store) GrantKickstart(ctx context.Context, tx pgx.Tx, userID string, signedUpAt, now time.Time) error {
-	a, err := open(ctx, tx, userID, now, &signedUpAt)
+	a, err := open(ctx, tx, userID, now, &signedUpAt, nil)
 	if err != nil {
 		return err
 	}

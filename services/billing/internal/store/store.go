@@ -95,8 +95,8 @@ func lockAccount(ctx context.Context, tx pgx.Tx, userID string, now time.Time, s
 
 // open locks the account and brings it up to date at now: leftovers of expired grants are
 // written off as expire rows, and today's daily grant is made if it is due.
-func open(ctx context.Context, tx pgx.Tx, userID string, now time.Time, signedUpAt *time.Time) (*account, error) {
-	a, err := lockAndLoad(ctx, tx, userID, now, signedUpAt)
+func open(ctx context.Context, tx pgx.Tx, userID string, now time.Time, signedUpAt *time.Time, side *sideQuery) (*account, error) {
+	a, err := lockAndLoad(ctx, tx, userID, now, signedUpAt, side)
 	if err != nil {
 		return nil, err
 	}
@@ -122,9 +122,9 @@ const loadGrantsSQL = `
 // the user's first) both go in one round trip: the batch's statements run in order in
 // the transaction, so the grants are read under the lock. A first-seen user, or a
 // sign-up time to reconcile, takes the general path.
-func lockAndLoad(ctx context.Context, tx pgx.Tx, userID string, now time.Time, signedUpAt *time.Time) (*account, error) {
+func lockAndLoad(ctx context.Context, tx pgx.Tx, userID string, now time.Time, signedUpAt *time.Time, side *sideQuery) (*account, error) {
 	if signedUpAt == nil {
-		a, found, err := tryLockAndLoad(ctx, tx, userID, now)
+		a, found, err := tryLockAndLoad(ctx, tx, userID, now, side)
 		if err != nil || found {
 			return a, err
 		}
@@ -133,15 +133,36 @@ func lockAndLoad(ctx context.Context, tx pgx.Tx, userID string, now time.Time, s
 	if err != nil {
 		return nil, err
 	}
-	return a, a.load(ctx)
+	if err := a.load(ctx); err != nil {
+		return nil, err
+	}
+	if side != nil {
+		if err := side.scan(tx.QueryRow(ctx, side.sql, side.args...)); err != nil {
+			return nil, fmt.Errorf("store: %s: %w", side.what, err)
+		}
+	}
+	return a, nil
+}
+
+// sideQuery is one more read a use case needs under the account's lock, sent in the same
+// round trip as the lock (after it, so it sees what the lock's previous holder committed).
+type sideQuery struct {
+	what string // for errors
+	sql  string
+	args []any
+	// scan reads the statement's row; it gets pgx.ErrNoRows through Scan when there is none.
+	scan func(pgx.Row) error
 }
 
 // tryLockAndLoad locks and loads an existing account in one batch; found is false when
 // the user has no account row yet.
-func tryLockAndLoad(ctx context.Context, tx pgx.Tx, userID string, now time.Time) (a *account, found bool, err error) {
+func tryLockAndLoad(ctx context.Context, tx pgx.Tx, userID string, now time.Time, side *sideQuery) (a *account, found bool, err error) {
 	b := &pgx.Batch{}
 	b.Queue(lockAccountSQL, userID)
 	b.Queue(loadGrantsSQL, userID, credit.StartOfDay(now))
+	if side != nil {
+		b.Queue(side.sql, side.args...)
+	}
 	br := tx.SendBatch(ctx, b)
 	defer func() {
 		if cerr := br.Close(); cerr != nil && err == nil {
@@ -162,6 +183,11 @@ func tryLockAndLoad(ctx context.Context, tx pgx.Tx, userID string, now time.Time
 	}
 	if err := a.collectGrants(rows); err != nil {
 		return nil, false, err
+	}
+	if side != nil {
+		if err := side.scan(br.QueryRow()); err != nil {
+			return nil, false, fmt.Errorf("store: %s: %w", side.what, err)
+		}
 	}
 	return a, true, nil
 }
@@ -252,6 +278,16 @@ func (a *account) emit(typ string, data any) error {
 		return err
 	}
 	a.events = append(a.events, ev)
+	return nil
+}
+
+// queueFlush puts the gathered events on b, the use case's last batch, instead of a round
+// trip of their own.
+func (a *account) queueFlush(ctx context.Context, b *pgx.Batch) error {
+	if err := events.QueueEnqueue(ctx, a.tx, b, a.events...); err != nil {
+		return err
+	}
+	a.events = nil
 	return nil
 }
 
@@ -361,8 +397,13 @@ func (a *account) grant(ctx context.Context, g grantSpec) (bool, error) {
 // withAccount runs fn on the user's opened account in one transaction and enqueues the
 // events fn gathered before commit.
 func (s *Store) withAccount(ctx context.Context, userID string, now time.Time, fn func(a *account) error) error {
+	return s.withAccountAnd(ctx, userID, now, nil, fn)
+}
+
+// withAccountAnd is withAccount with side read in the lock's round trip.
+func (s *Store) withAccountAnd(ctx context.Context, userID string, now time.Time, side *sideQuery, fn func(a *account) error) error {
 	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		a, err := open(ctx, tx, userID, now, nil)
+		a, err := open(ctx, tx, userID, now, nil, side)
 		if err != nil {
 			return err
 		}

@@ -91,7 +91,7 @@ func (s *Store) ApplyWebhook(ctx context.Context, ev checkout.Event, now time.Ti
 			outcome = "ignored: no valid metadata.user_id"
 			return finishWebhook(ctx, tx, ev.ID, "", outcome)
 		}
-		a, err := open(ctx, tx, userID, now, nil)
+		a, err := open(ctx, tx, userID, now, nil, nil)
 		if err != nil {
 			return err
 		}
