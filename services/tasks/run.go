@@ -128,7 +128,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, read
 	sched := &schedule.Scheduler{}
 	st.SetScheduler(sched)
 	st.SetPublisher(hub.Publish)
-	schedule.Register(jobWorkers, st, st, hub, rt.Logger, nil)
+	observeReminders, err := schedule.Metrics(rt.Registry)
+	if err != nil {
+		return err
+	}
+	schedule.Register(jobWorkers, st, st, hub, rt.Logger, observeReminders)
 	queues := schedule.Queues()
 	queues[river.QueueDefault] = river.QueueConfig{MaxWorkers: jobs.DefaultMaxWorkers}
 	jc, err := jobs.NewClient(rt.Pool, jobs.Config{Metrics: rt.Registry, Schema: name, Pooler: cfg.Base.DB.Pooler, Workers: jobWorkers,
