@@ -31,7 +31,7 @@ func insertNote(ctx context.Context, tx pgx.Tx, n task.Note) error {
 // ListNotes is one page of the user's notes, newest first; archived nil means all.
 func (s *Store) ListNotes(ctx context.Context, userID string, archived *bool, p Page) ([]task.Note, int, error) {
 	cond := `user_id = $1 AND ($2::boolean IS NULL OR archived = $2)`
-	return listPage(ctx, s.pool, scanNote,
+	return listPage(ctx, s.pool, scanNote, p,
 		`SELECT count(*) FROM notes WHERE `+cond, []any{userID, archived},
 		`SELECT `+noteCols+` FROM notes WHERE `+cond+` ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`,
 		[]any{userID, archived, p.Limit, p.Offset})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -20,14 +21,53 @@ const taskCols = `id, user_id, title, description, priority, due_date, estimated
 	focus_time_seconds, completed, completed_at, completed_by, hidden, archived, template_id,
 	subtask_count, subtask_completed_count, version, created_at, updated_at`
 
-func scanTask(row pgx.Row) (task.Task, error) {
+func scanTask(row pgx.Row) (task.Task, error) { return newTaskScanner()(row) }
+
+// newTaskScanner is scanTask for many rows: it reuses one set of destinations, since
+// Scan's arguments escape to the heap and fresh ones cost a task and a 19-element
+// argument slice per row. Each call returns a copy; the nullable fields are newly
+// allocated by pgx for every non-NULL value, so no two rows share them.
+func newTaskScanner() func(pgx.Row) (task.Task, error) {
 	var t task.Task
-	var prio, by string
-	err := row.Scan(&t.ID, &t.UserID, &t.Title, &t.Description, &prio, &t.DueDate, &t.EstimatedDuration,
+	var prio, by enumText
+	dest := []any{&t.ID, &t.UserID, &t.Title, &t.Description, &prio, &t.DueDate, &t.EstimatedDuration,
 		&t.FocusTimeSeconds, &t.Completed, &t.CompletedAt, &by, &t.Hidden, &t.Archived, &t.TemplateID,
-		&t.SubtaskCount, &t.SubtaskCompletedCount, &t.Version, &t.CreatedAt, &t.UpdatedAt)
-	t.Priority, t.CompletedBy = task.Priority(prio), task.CompletedBy(by)
-	return t, err
+		&t.SubtaskCount, &t.SubtaskCompletedCount, &t.Version, &t.CreatedAt, &t.UpdatedAt}
+	return func(row pgx.Row) (task.Task, error) {
+		err := row.Scan(dest...)
+		t.Priority, t.CompletedBy = task.Priority(prio), task.CompletedBy(by)
+		return t, err
+	}
+}
+
+// enumText scans a text column of few values (a CHECK-constrained enum) without
+// allocating a string per row for the usual ones.
+type enumText string
+
+// ScanBytes implements pgtype.BytesScanner.
+func (e *enumText) ScanBytes(v []byte) error {
+	if v == nil {
+		return errors.New("cannot scan NULL into an enum")
+	}
+	switch string(v) { // compared without a conversion
+	case "":
+		*e = ""
+	case string(task.Low):
+		*e = enumText(task.Low)
+	case string(task.Medium):
+		*e = enumText(task.Medium)
+	case string(task.High):
+		*e = enumText(task.High)
+	case string(task.ByManual):
+		*e = enumText(task.ByManual)
+	case string(task.ByAuto):
+		*e = enumText(task.ByAuto)
+	case string(task.ByForce):
+		*e = enumText(task.ByForce)
+	default:
+		*e = enumText(v)
+	}
+	return nil
 }
 
 // TaskDetail is a task with its subtasks (by order_index) and reminders.
@@ -86,7 +126,7 @@ func (s *Store) ListTasks(ctx context.Context, userID string, f TaskFilter, p Pa
 	}
 	cond := strings.Join(where, " AND ")
 	pageArgs := append(args[:len(args):len(args)], p.Limit, p.Offset)
-	return listPage(ctx, s.pool, scanTask,
+	return listPage(ctx, s.pool, newTaskScanner(), p,
 		`SELECT count(*) FROM tasks WHERE `+cond, args,
 		fmt.Sprintf(`SELECT %s FROM tasks WHERE %s ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`,
 			taskCols, cond, len(pageArgs)-1, len(pageArgs)), pageArgs)
@@ -96,7 +136,7 @@ func (s *Store) ListTasks(ctx context.Context, userID string, f TaskFilter, p Pa
 // query in one batch. (count(*) OVER () in the page query would need no batch, but a page
 // beyond the end has no row to carry the total, and it counts by reading every row of
 // the page query rather than stopping at LIMIT.)
-func listPage[T any](ctx context.Context, q batcher, scan func(pgx.Row) (T, error), countSQL string, countArgs []any, pageSQL string, pageArgs []any) ([]T, int, error) {
+func listPage[T any](ctx context.Context, q batcher, scan func(pgx.Row) (T, error), p Page, countSQL string, countArgs []any, pageSQL string, pageArgs []any) ([]T, int, error) {
 	b := &pgx.Batch{}
 	b.Queue(countSQL, countArgs...)
 	b.Queue(pageSQL, pageArgs...)
@@ -110,8 +150,18 @@ func listPage[T any](ctx context.Context, q batcher, scan func(pgx.Row) (T, erro
 	if err != nil {
 		return nil, 0, err
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
-	if err != nil {
+	// A loop rather than pgx.CollectRows: the page is at most limit rows, so one
+	// allocation holds them.
+	out := make([]T, 0, max(min(p.Limit, total-p.Offset), 0))
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			rows.Close()
+			return nil, 0, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, 0, err
 	}
 	return out, total, br.Close()

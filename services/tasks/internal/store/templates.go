@@ -56,7 +56,7 @@ func lockTemplate(ctx context.Context, tx pgx.Tx, userID, id string) (recurring.
 
 // ListTemplates is one page of the user's templates, newest first.
 func (s *Store) ListTemplates(ctx context.Context, userID string, p Page) ([]recurring.Template, int, error) {
-	return listPage(ctx, s.pool, scanTemplate,
+	return listPage(ctx, s.pool, scanTemplate, p,
 		`SELECT count(*) FROM templates WHERE user_id = $1`, []any{userID},
 		`SELECT `+templateCols+` FROM templates WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`,
 		[]any{userID, p.Limit, p.Offset})

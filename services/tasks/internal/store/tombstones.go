@@ -58,7 +58,7 @@ func (s *Store) ListTombstones(ctx context.Context, userID string, p Page) ([]ta
 		err := r.Scan(&t.ID, &t.UserID, &et, &t.EntityID, &t.Title, &t.DeletedAt, &t.ExpiresAt)
 		t.EntityType = task.EntityType(et)
 		return t, err
-	},
+	}, p,
 		`SELECT count(*) FROM tombstones WHERE user_id = $1 AND expires_at > $2`, []any{userID, now},
 		`SELECT id, user_id, entity_type, entity_id, title, created_at, expires_at FROM tombstones
 		WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`,
