@@ -15,7 +15,7 @@ import (
 func Metrics(reg prometheus.Registerer) (Observer, error) {
 	jobs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tasks_reminder_jobs_total",
-		Help: "Reminder jobs run, by outcome (fire, stale, already_fired, task_closed).",
+		Help: "Reminder jobs run, by outcome (fire, stale, already_fired, task_closed, unscheduled).",
 	}, []string{"outcome"})
 	delay := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "tasks_reminder_delay_seconds",
@@ -26,6 +26,11 @@ func Metrics(reg prometheus.Registerer) (Observer, error) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("schedule: metrics: %w", err)
 		}
+	}
+	// Every outcome is exported from the start, at 0, so a rate() over it works before
+	// the first reminder.
+	for _, o := range []reminder.Outcome{reminder.Fire, reminder.Stale, reminder.AlreadyDone, reminder.TaskClosed, reminder.Unscheduled} {
+		jobs.WithLabelValues(string(o))
 	}
 	return func(outcome reminder.Outcome, d time.Duration) {
 		jobs.WithLabelValues(string(outcome)).Inc()

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/perpetua-flow/backend/services/tasks/internal/reminder"
 )
@@ -15,6 +16,9 @@ func TestMetricsCountOutcomesAndTimeFiredOnes(t *testing.T) {
 	observe, err := Metrics(reg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(reg, "tasks_reminder_jobs_total"); n != 5 {
+		t.Fatalf("%d outcome series before any job, want all 5 at 0", n)
 	}
 	observe(reminder.Fire, 300*time.Millisecond)
 	observe(reminder.Fire, 2*time.Second)
