@@ -4,10 +4,13 @@
 package httpx
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"sync"
 
 	"github.com/perpetua-flow/backend/libs/apperr"
 )
@@ -30,17 +33,41 @@ type Item[T any] struct {
 	Data T `json:"data"`
 }
 
-// WriteJSON writes v as JSON with the given status.
+// maxPooledBuffer bounds the buffers WriteJSON keeps for reuse, so one huge answer does
+// not pin its memory.
+const maxPooledBuffer = 256 << 10
+
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// WriteJSON writes v as JSON (what json.Marshal makes, then a newline) with the given
+// status. The body is encoded into a pooled buffer first, so an unmarshalable value
+// still gets a clean 500 and the answer carries its Content-Length: a reverse proxy in
+// front (the gateway's httputil.ReverseProxy) flushes an answer of unknown length on
+// every write, one of known length once.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBuffer {
+			jsonBuffers.Put(buf)
+		}
+	}()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		// Only a programming error (an unmarshalable type) gets here.
 		http.Error(w, `{"error":{"code":"INTERNAL_ERROR","message":"internal error","details":[]}}`, http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	WriteJSONBytes(w, status, buf.Bytes())
+}
+
+// WriteJSONBytes writes body, JSON already encoded (newline included), with the given
+// status and its Content-Length.
+func WriteJSONBytes(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(body)
 }
 
 // WriteData writes {"data": v}.
