@@ -27,11 +27,19 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKey{}, id)
 }
 
+// requestIDCanonical is RequestIDHeader in http.CanonicalHeaderKey's form, for indexing a header
+// map directly: Get and Set would canonicalise "X-Request-ID" into a new string on every
+// call. (RequestIDHeader keeps its spelling: NATS headers, which libs/rpc sets with it,
+// are case-sensitive.)
+const requestIDCanonical = "X-Request-Id"
+
 // NewRequestID is 16 random bytes in hex.
 func NewRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var out [32]byte
+	hex.Encode(out[:], b[:])
+	return string(out[:])
 }
 
 // SaneRequestID accepts a client's id when it is 1–128 characters of [A-Za-z0-9._-].
@@ -53,12 +61,17 @@ func SaneRequestID(s string) bool {
 func RequestID(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			id := r.Header.Get(RequestIDHeader)
+			var id string
+			if v := r.Header[requestIDCanonical]; len(v) > 0 {
+				id = v[0]
+			}
 			if !SaneRequestID(id) {
 				id = NewRequestID()
 			}
-			r.Header.Set(RequestIDHeader, id)
-			w.Header().Set(RequestIDHeader, id)
+			// One value slice for both maps: neither side modifies it in place.
+			v := []string{id}
+			r.Header[requestIDCanonical] = v
+			w.Header()[requestIDCanonical] = v
 			ctx := WithRequestID(r.Context(), id)
 			ctx = WithLogger(ctx, logger.With("request_id", id))
 			next.ServeHTTP(w, r.WithContext(ctx))
@@ -70,12 +83,17 @@ func RequestID(logger *slog.Logger) func(http.Handler) http.Handler {
 func SecurityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+		// One allocation for the five values instead of one per Set; each header gets a
+		// slice capped at its one value, so an Add to one cannot overwrite another.
+		v := [...]string{"nosniff", "DENY", "no-referrer", "max-age=31536000; includeSubDomains",
+			"default-src 'none'; frame-ancestors 'none'"}
+		vals := v[:]
+		h["X-Content-Type-Options"] = vals[0:1:1]
+		h["X-Frame-Options"] = vals[1:2:2]
+		h["Referrer-Policy"] = vals[2:3:3]
+		h["Strict-Transport-Security"] = vals[3:4:4]
 		if h.Get("Content-Security-Policy") == "" {
-			h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+			h["Content-Security-Policy"] = vals[4:5:5]
 		}
 		next.ServeHTTP(w, r)
 	})
