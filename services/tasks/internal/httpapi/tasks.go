@@ -42,17 +42,27 @@ func (a *API) listTasks(w http.ResponseWriter, r *http.Request) {
 	writeTaskList(w, ts, hp, total)
 }
 
-// listBuffers hold GET /tasks answers while they are built (about 700 bytes a task).
-var listBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+// answerBuffers hold the answers of GET /tasks and GET /tasks/{id} while they are built
+// (about 700 bytes a task).
+var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
 
-// maxPooledList bounds the buffers kept, so one huge page does not pin its memory.
-const maxPooledList = 256 << 10
+// maxPooledAnswer bounds the buffers kept, so one huge answer does not pin its memory.
+const maxPooledAnswer = 256 << 10
+
+// writeAnswer writes b, the JSON answer built in *bp, and returns the buffer to the pool.
+func writeAnswer(w http.ResponseWriter, bp *[]byte, b []byte) {
+	httpx.WriteJSONBytes(w, http.StatusOK, b)
+	if cap(b) <= maxPooledAnswer {
+		*bp = b
+		answerBuffers.Put(bp)
+	}
+}
 
 // writeTaskList writes httpx.NewList of the tasks' wire form, encoded by wire.AppendTask
 // rather than encoding/json's reflection: the same bytes, at a fraction of the CPU for
 // the service's busiest list.
 func writeTaskList(w http.ResponseWriter, ts []task.Task, p httpx.Page, total int) {
-	bp := listBuffers.Get().(*[]byte)
+	bp := answerBuffers.Get().(*[]byte)
 	b := append((*bp)[:0], `{"data":[`...)
 	for i, t := range ts {
 		if i > 0 {
@@ -69,11 +79,7 @@ func writeTaskList(w http.ResponseWriter, ts []task.Task, p httpx.Page, total in
 	b = append(b, `,"has_more":`...)
 	b = strconv.AppendBool(b, p.Offset+len(ts) < total) // httpx.NewList's rule
 	b = append(b, "}}\n"...)
-	httpx.WriteJSONBytes(w, http.StatusOK, b)
-	if cap(b) <= maxPooledList {
-		*bp = b
-		listBuffers.Put(bp)
-	}
+	writeAnswer(w, bp, b)
 }
 
 type createTaskRequest struct {
@@ -124,7 +130,12 @@ func (a *API) getTask(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	httpx.WriteData(w, http.StatusOK, wire.FromFullDetail(d.Task, d.Subtasks, d.Reminders))
+	// httpx.WriteData of wire.FromFullDetail, encoded without reflection.
+	bp := answerBuffers.Get().(*[]byte)
+	b := append((*bp)[:0], `{"data":`...)
+	b = wire.AppendFullDetail(b, d.Task, d.Subtasks, d.Reminders)
+	b = append(b, "}\n"...)
+	writeAnswer(w, bp, b)
 }
 
 // taskChanged is the answer of PATCH: the task plus the achievements it unlocked.

@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/perpetua-flow/backend/services/tasks/internal/reminder"
 	"github.com/perpetua-flow/backend/services/tasks/internal/task"
 )
 
@@ -13,6 +14,81 @@ import (
 // makes of it (TestAppendTaskMatchesMarshal holds the two together), without reflection
 // and without a string per time. GET /tasks encodes 25 of these per request.
 func AppendTask(b []byte, t task.Task) []byte {
+	return append(appendTaskFields(b, t), '}')
+}
+
+// AppendFullDetail appends the JSON of FromFullDetail(t, subs, rems) (GET /tasks/{id}),
+// byte for byte what encoding/json makes of it.
+func AppendFullDetail(b []byte, t task.Task, subs []task.Subtask, rems []reminder.Reminder) []byte {
+	b = appendTaskFields(b, t)
+	b = append(b, `,"subtasks":[`...)
+	for i, st := range subs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendSubtask(b, st)
+	}
+	b = append(b, `],"reminders":[`...)
+	for i, r := range rems {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendReminder(b, r)
+	}
+	return append(b, "]}"...)
+}
+
+func appendSubtask(b []byte, st task.Subtask) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, st.ID)
+	b = append(b, `,"task_id":`...)
+	b = appendString(b, st.TaskID)
+	b = append(b, `,"title":`...)
+	b = appendString(b, st.Title)
+	b = append(b, `,"completed":`...)
+	b = strconv.AppendBool(b, st.Completed)
+	b = append(b, `,"completed_at":`...)
+	b = appendTimePtr(b, st.CompletedAt)
+	b = append(b, `,"order_index":`...)
+	b = strconv.AppendInt(b, int64(st.OrderIndex), 10)
+	b = append(b, `,"source":`...)
+	b = appendString(b, string(st.Source))
+	b = append(b, `,"created_at":`...)
+	b = appendTime(b, st.CreatedAt)
+	b = append(b, `,"updated_at":`...)
+	b = appendTime(b, st.UpdatedAt)
+	return append(b, '}')
+}
+
+func appendReminder(b []byte, r reminder.Reminder) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, r.ID)
+	b = append(b, `,"task_id":`...)
+	b = appendString(b, r.TaskID)
+	b = append(b, `,"user_id":`...)
+	b = appendString(b, r.UserID)
+	b = append(b, `,"type":`...)
+	b = appendString(b, string(r.Type))
+	b = append(b, `,"offset_minutes":`...)
+	b = appendIntPtr(b, r.OffsetMinutes)
+	b = append(b, `,"scheduled_at":`...)
+	b = appendTimePtr(b, r.ScheduledAt)
+	b = append(b, `,"method":`...)
+	b = appendString(b, string(r.Method))
+	b = append(b, `,"fired":`...)
+	b = strconv.AppendBool(b, r.Fired)
+	b = append(b, `,"fired_at":`...)
+	b = appendTimePtr(b, r.FiredAt)
+	b = append(b, `,"created_at":`...)
+	b = appendTime(b, r.CreatedAt)
+	b = append(b, `,"updated_at":`...)
+	b = appendTime(b, r.UpdatedAt)
+	return append(b, '}')
+}
+
+// appendTaskFields is AppendTask without the closing brace, which TaskDetail's fields
+// follow.
+func appendTaskFields(b []byte, t task.Task) []byte {
 	b = append(b, `{"id":`...)
 	b = appendString(b, t.ID)
 	b = append(b, `,"user_id":`...)
@@ -54,8 +130,7 @@ func AppendTask(b []byte, t task.Task) []byte {
 	b = append(b, `,"created_at":`...)
 	b = appendTime(b, t.CreatedAt)
 	b = append(b, `,"updated_at":`...)
-	b = appendTime(b, t.UpdatedAt)
-	return append(b, '}')
+	return appendTime(b, t.UpdatedAt)
 }
 
 // appendTime is Time(t) as a JSON string (no character of it needs escaping).

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perpetua-flow/backend/services/tasks/internal/reminder"
 	"github.com/perpetua-flow/backend/services/tasks/internal/task"
 	"github.com/perpetua-flow/backend/services/tasks/internal/wire"
 )
@@ -52,6 +53,44 @@ func TestAppendTaskMatchesMarshal(t *testing.T) {
 			got := wire.AppendTask(prefix, tt.task)
 			if string(got[:len(prefix)]) != "prefix" || string(got[len(prefix):]) != string(want) {
 				t.Errorf("AppendTask:\n got %s\nwant %s", got[len(prefix):], want)
+			}
+		})
+	}
+}
+
+// TestAppendFullDetailMatchesMarshal holds AppendFullDetail to encoding/json's output
+// for a task with and without subtasks and reminders.
+func TestAppendFullDetailMatchesMarshal(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 3, 4, 5, 6, 7, 890, time.FixedZone("X", -3600))
+	off := 15
+	subs := []task.Subtask{
+		{ID: "s1", TaskID: "t", UserID: "u", Title: "step <1> \u2028", Completed: true, CompletedAt: &at, OrderIndex: 0, Source: task.SourceAI, CreatedAt: at, UpdatedAt: at},
+		{ID: "s2", TaskID: "t", UserID: "u", Title: "step 2", OrderIndex: 1, Source: task.SourceUser, CreatedAt: at, UpdatedAt: at},
+	}
+	rems := []reminder.Reminder{
+		{ID: "r1", TaskID: "t", UserID: "u", Type: reminder.Before, OffsetMinutes: &off, ScheduledAt: &at, Method: reminder.InApp, Version: 2, CreatedAt: at, UpdatedAt: at},
+		{ID: "r2", TaskID: "t", UserID: "u", Type: reminder.Absolute, Method: reminder.Push, Fired: true, FiredAt: &at, CreatedAt: at, UpdatedAt: at},
+	}
+	tk := task.Task{ID: "t", UserID: "u", Title: "x & y", Priority: task.Low, CreatedAt: at, UpdatedAt: at}
+	tests := []struct {
+		name string
+		subs []task.Subtask
+		rems []reminder.Reminder
+	}{
+		{name: "none (nil)"},
+		{name: "none (empty)", subs: []task.Subtask{}, rems: []reminder.Reminder{}},
+		{name: "both", subs: subs, rems: rems},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			want, err := json.Marshal(wire.FromFullDetail(tk, tt.subs, tt.rems))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := wire.AppendFullDetail(nil, tk, tt.subs, tt.rems); string(got) != string(want) {
+				t.Errorf("AppendFullDetail:\n got %s\nwant %s", got, want)
 			}
 		})
 	}
