@@ -76,7 +76,7 @@ func (s *Store) CalendarData(ctx context.Context, userID string) ([]task.Task, [
 		if err != nil {
 			return err
 		}
-		if ts, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (task.Task, error) { return scanTask(r) }); err != nil {
+		if ts, err = collect(rows, 0, newTaskScanner()); err != nil {
 			return err
 		}
 		rows, err = tx.Query(ctx, `SELECT `+templateCols+` FROM templates WHERE user_id = $1 AND active

@@ -21,11 +21,20 @@ const entityReminder task.EntityType = "reminder"
 
 const reminderCols = `id, task_id, user_id, type, offset_minutes, scheduled_at, method, fired, fired_at, version, created_at, updated_at`
 
-func scanReminder(row pgx.Row) (reminder.Reminder, error) {
+func scanReminder(row pgx.Row) (reminder.Reminder, error) { return newReminderScanner()(row) }
+
+// newReminderScanner is scanReminder for many rows, reusing its destinations (see
+// newTaskScanner).
+func newReminderScanner() func(pgx.Row) (reminder.Reminder, error) {
 	var r reminder.Reminder
-	err := row.Scan(&r.ID, &r.TaskID, &r.UserID, &r.Type, &r.OffsetMinutes, &r.ScheduledAt, &r.Method, &r.Fired, &r.FiredAt,
-		&r.Version, &r.CreatedAt, &r.UpdatedAt)
-	return r, err
+	var typ, method enumText
+	dest := []any{&r.ID, &r.TaskID, &r.UserID, &typ, &r.OffsetMinutes, &r.ScheduledAt, &method, &r.Fired, &r.FiredAt,
+		&r.Version, &r.CreatedAt, &r.UpdatedAt}
+	return func(row pgx.Row) (reminder.Reminder, error) {
+		err := row.Scan(dest...)
+		r.Type, r.Method = reminder.Type(typ), reminder.Method(method)
+		return r, err
+	}
 }
 
 func insertReminder(ctx context.Context, tx pgx.Tx, r reminder.Reminder) error {
@@ -48,7 +57,7 @@ func remindersOf(ctx context.Context, q pg.Querier, userID, taskID string) ([]re
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (reminder.Reminder, error) { return scanReminder(r) })
+	return collect(rows, 0, newReminderScanner())
 }
 
 // schedule inserts the job that fires r's current version, when r is to fire at all.
@@ -324,8 +333,9 @@ func lockFirings(ctx context.Context, tx pgx.Tx, ids []string) (map[string]*firi
 		return nil, err
 	}
 	tasks := map[string]task.Task{}
+	scan := newTaskScanner()
 	if _, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (struct{}, error) {
-		t, err := scanTask(row)
+		t, err := scan(row)
 		tasks[t.ID] = t
 		return struct{}{}, err
 	}); err != nil {
@@ -335,7 +345,7 @@ func lockFirings(ctx context.Context, tx pgx.Tx, ids []string) (map[string]*firi
 	if err != nil {
 		return nil, err
 	}
-	rs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (reminder.Reminder, error) { return scanReminder(row) })
+	rs, err := collect(rows, 0, newReminderScanner())
 	if err != nil {
 		return nil, err
 	}

@@ -15,12 +15,19 @@ import (
 
 const subtaskCols = `id, task_id, user_id, title, completed, completed_at, order_index, source, created_at, updated_at`
 
-func scanSubtask(row pgx.Row) (task.Subtask, error) {
+func scanSubtask(row pgx.Row) (task.Subtask, error) { return newSubtaskScanner()(row) }
+
+// newSubtaskScanner is scanSubtask for many rows, reusing its destinations (see
+// newTaskScanner).
+func newSubtaskScanner() func(pgx.Row) (task.Subtask, error) {
 	var st task.Subtask
-	var src string
-	err := row.Scan(&st.ID, &st.TaskID, &st.UserID, &st.Title, &st.Completed, &st.CompletedAt, &st.OrderIndex, &src, &st.CreatedAt, &st.UpdatedAt)
-	st.Source = task.Source(src)
-	return st, err
+	var src enumText
+	dest := []any{&st.ID, &st.TaskID, &st.UserID, &st.Title, &st.Completed, &st.CompletedAt, &st.OrderIndex, &src, &st.CreatedAt, &st.UpdatedAt}
+	return func(row pgx.Row) (task.Subtask, error) {
+		err := row.Scan(dest...)
+		st.Source = task.Source(src)
+		return st, err
+	}
 }
 
 // subtasksOfSQL is the task's ($1) subtasks of the user ($2) by order_index.
@@ -31,7 +38,7 @@ func (s *Store) subtasksOf(ctx context.Context, q pg.Querier, userID, taskID str
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (task.Subtask, error) { return scanSubtask(r) })
+	return collect(rows, 0, newSubtaskScanner())
 }
 
 // ListSubtasks is the task's subtasks by order_index (404 when the task is not the user's).

@@ -40,8 +40,9 @@ func newTaskScanner() func(pgx.Row) (task.Task, error) {
 	}
 }
 
-// enumText scans a text column of few values (a CHECK-constrained enum) without
-// allocating a string per row for the usual ones.
+// enumText scans a text column of few values (a CHECK-constrained enum: priority,
+// completed_by, source, a reminder's type and method) without allocating a string per
+// row for the known ones.
 type enumText string
 
 // ScanBytes implements pgtype.BytesScanner.
@@ -64,6 +65,22 @@ func (e *enumText) ScanBytes(v []byte) error {
 		*e = enumText(task.ByAuto)
 	case string(task.ByForce):
 		*e = enumText(task.ByForce)
+	case string(task.SourceUser):
+		*e = enumText(task.SourceUser)
+	case string(task.SourceAI):
+		*e = enumText(task.SourceAI)
+	case string(task.SourceSystem):
+		*e = enumText(task.SourceSystem)
+	case string(reminder.Before):
+		*e = enumText(reminder.Before)
+	case string(reminder.After):
+		*e = enumText(reminder.After)
+	case string(reminder.Absolute):
+		*e = enumText(reminder.Absolute)
+	case string(reminder.InApp):
+		*e = enumText(reminder.InApp)
+	case string(reminder.Push):
+		*e = enumText(reminder.Push)
 	default:
 		*e = enumText(v)
 	}
@@ -150,21 +167,30 @@ func listPage[T any](ctx context.Context, q batcher, scan func(pgx.Row) (T, erro
 	if err != nil {
 		return nil, 0, err
 	}
-	// A loop rather than pgx.CollectRows: the page is at most limit rows, so one
-	// allocation holds them.
-	out := make([]T, 0, max(min(p.Limit, total-p.Offset), 0))
+	// The page holds at most limit rows: one allocation for them.
+	out, err := collect(rows, max(min(p.Limit, total-p.Offset), 0), scan)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, total, br.Close()
+}
+
+// collect is pgx.CollectRows for the scan functions here, which reuse their destinations
+// (newTaskScanner), into a slice made for n rows, the number expected.
+func collect[T any](rows pgx.Rows, n int, scan func(pgx.Row) (T, error)) ([]T, error) {
+	defer rows.Close()
+	out := make([]T, 0, n)
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {
-			rows.Close()
-			return nil, 0, err
+			return nil, err
 		}
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	return out, total, br.Close()
+	return out, nil
 }
 
 // GetTask is one of the user's tasks with its subtasks.
@@ -201,7 +227,8 @@ func (s *Store) taskDetail(ctx context.Context, q batcher, userID, id string) (T
 	if err != nil {
 		return TaskDetail{}, err
 	}
-	subs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (task.Subtask, error) { return scanSubtask(r) })
+	// The task row counts its subtasks (the count may be stale by now; it only sizes).
+	subs, err := collect(rows, t.SubtaskCount, newSubtaskScanner())
 	if err != nil {
 		return TaskDetail{}, err
 	}
@@ -209,7 +236,7 @@ func (s *Store) taskDetail(ctx context.Context, q batcher, userID, id string) (T
 	if err != nil {
 		return TaskDetail{}, err
 	}
-	rems, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (reminder.Reminder, error) { return scanReminder(r) })
+	rems, err := collect(rows, 0, newReminderScanner())
 	if err != nil {
 		return TaskDetail{}, err
 	}
@@ -500,7 +527,7 @@ func (s *Store) OpenTasks(ctx context.Context, userID string, limit int) ([]Task
 	if err != nil {
 		return nil, err
 	}
-	ts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (task.Task, error) { return scanTask(r) })
+	ts, err := collect(rows, 0, newTaskScanner())
 	if err != nil {
 		return nil, err
 	}
@@ -515,7 +542,7 @@ func (s *Store) OpenTasks(ctx context.Context, userID string, limit int) ([]Task
 		if err != nil {
 			return nil, err
 		}
-		subs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (task.Subtask, error) { return scanSubtask(r) })
+		subs, err := collect(rows, 0, newSubtaskScanner())
 		if err != nil {
 			return nil, err
 		}
