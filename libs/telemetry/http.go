@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/felixge/httpsnoop"
 	"github.com/go-chi/chi/v5"
@@ -28,9 +29,50 @@ var durationBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10
 var labels = []string{"service", "method", "route", "status"}
 
 type httpMetrics struct {
+	service  string
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight *prometheus.GaugeVec
+
+	// series caches each label set's counter and histogram: WithLabelValues hashes and
+	// validates all four labels (and the status needs formatting) on every call. The
+	// key space is the vectors' own: methods and routes are bounded, so is the status.
+	mu     sync.RWMutex
+	series map[seriesKey]*series
+}
+
+type seriesKey struct {
+	method, route string
+	status        int
+}
+
+// series is the counter and histogram of one label set.
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// seriesOf is the series of the service's method, route and status.
+func (m *httpMetrics) seriesOf(method, route string, status int) *series {
+	k := seriesKey{method: method, route: route, status: status}
+	m.mu.RLock()
+	s, ok := m.series[k]
+	m.mu.RUnlock()
+	if ok {
+		return s
+	}
+	code := strconv.Itoa(status)
+	s = &series{
+		requests: m.requests.WithLabelValues(m.service, method, route, code),
+		duration: m.duration.WithLabelValues(m.service, method, route, code),
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if got, ok := m.series[k]; ok {
+		return got
+	}
+	m.series[k] = s
+	return s
 }
 
 // HTTPMetrics counts and times every request by chi route pattern (rate, errors,
@@ -48,6 +90,8 @@ type httpMetrics struct {
 // method, route, status; http_requests_in_flight by service.
 func HTTPMetrics(reg *prometheus.Registry, service string) func(http.Handler) http.Handler {
 	m := &httpMetrics{
+		service: service,
+		series:  map[seriesKey]*series{},
 		requests: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_requests_total",
 			Help: "HTTP requests answered, by route pattern and status.",
@@ -103,9 +147,9 @@ func HTTPMetrics(reg *prometheus.Registry, service string) func(http.Handler) ht
 			if snoop.Code >= http.StatusInternalServerError {
 				span.SetStatus(codes.Error, http.StatusText(snoop.Code))
 			}
-			status := strconv.Itoa(snoop.Code)
-			m.requests.WithLabelValues(service, method, route, status).Inc()
-			m.duration.WithLabelValues(service, method, route, status).Observe(snoop.Duration.Seconds())
+			ser := m.seriesOf(method, route, snoop.Code)
+			ser.requests.Inc()
+			ser.duration.Observe(snoop.Duration.Seconds())
 		})
 	}
 }
