@@ -31,7 +31,7 @@ func Middleware(v *Verifier) func(http.Handler) http.Handler {
 				return
 			}
 			ctx := WithClaims(r.Context(), claims)
-			ctx = httpx.WithLogger(ctx, httpx.LoggerFrom(ctx).With("user_id", claims.UserID))
+			ctx = httpx.WithLogAttrs(ctx, "user_id", claims.UserID)
 			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}

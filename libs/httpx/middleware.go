@@ -73,7 +73,7 @@ func RequestID(logger *slog.Logger) func(http.Handler) http.Handler {
 			r.Header[requestIDCanonical] = v
 			w.Header()[requestIDCanonical] = v
 			ctx := WithRequestID(r.Context(), id)
-			ctx = WithLogger(ctx, logger.With("request_id", id))
+			ctx = withLazyLogger(ctx, logger, []any{"request_id", id})
 			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}

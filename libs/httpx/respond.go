@@ -106,10 +106,52 @@ func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
 	return context.WithValue(ctx, loggerKey{}, l)
 }
 
-// LoggerFrom is the logger stored by WithLogger, or slog.Default.
+// WithLogAttrs is WithLogger(ctx, LoggerFrom(ctx).With(args...)), but the logger is made
+// only when LoggerFrom first asks for it, with one With for all the attributes the
+// middleware added (request id, trace, user): a JSON handler formats a With's attributes
+// at once, and most requests never log.
+func WithLogAttrs(ctx context.Context, args ...any) context.Context {
+	switch v := ctx.Value(loggerKey{}).(type) {
+	case *lazyLogger:
+		return withLazyLogger(ctx, v.base, append(v.args[:len(v.args):len(v.args)], args...))
+	case *slog.Logger:
+		return withLazyLogger(ctx, v, args)
+	}
+	return withLazyLogger(ctx, nil, args)
+}
+
+func withLazyLogger(ctx context.Context, base *slog.Logger, args []any) context.Context {
+	return context.WithValue(ctx, loggerKey{}, &lazyLogger{base: base, args: args})
+}
+
+// lazyLogger is base.With(args...), made on first use. A nil base is slog.Default at
+// that time.
+type lazyLogger struct {
+	base *slog.Logger
+	args []any
+	once sync.Once
+	l    *slog.Logger
+}
+
+func (z *lazyLogger) logger() *slog.Logger {
+	z.once.Do(func() {
+		base := z.base
+		if base == nil {
+			base = slog.Default()
+		}
+		z.l = base.With(z.args...)
+	})
+	return z.l
+}
+
+// LoggerFrom is the logger stored by WithLogger (with WithLogAttrs' attributes), or
+// slog.Default.
 func LoggerFrom(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
-		return l
+	switch v := ctx.Value(loggerKey{}).(type) {
+	case *slog.Logger:
+		return v
+	case *lazyLogger:
+		return v.logger()
 	}
 	return slog.Default()
 }

@@ -127,7 +127,7 @@ func HTTPMetrics(reg *prometheus.Registry, service string) func(http.Handler) ht
 				))
 			defer span.End()
 			if sc := span.SpanContext(); sc.IsValid() {
-				ctx = httpx.WithLogger(ctx, httpx.LoggerFrom(ctx).With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String()))
+				ctx = httpx.WithLogAttrs(ctx, "trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
 			}
 
 			inFlight.Inc()
