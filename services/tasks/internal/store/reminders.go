@@ -28,7 +28,7 @@ func scanReminder(row pgx.Row) (reminder.Reminder, error) { return newReminderSc
 func newReminderScanner() func(pgx.Row) (reminder.Reminder, error) {
 	var r reminder.Reminder
 	var typ, method enumText
-	dest := []any{&r.ID, &r.TaskID, &r.UserID, &typ, &r.OffsetMinutes, &r.ScheduledAt, &method, &r.Fired, &r.FiredAt,
+	dest := []any{&r.ID, repeatedID{&r.TaskID}, repeatedID{&r.UserID}, &typ, &r.OffsetMinutes, &r.ScheduledAt, &method, &r.Fired, &r.FiredAt,
 		&r.Version, &r.CreatedAt, &r.UpdatedAt}
 	return func(row pgx.Row) (reminder.Reminder, error) {
 		err := row.Scan(dest...)

@@ -22,7 +22,7 @@ func scanSubtask(row pgx.Row) (task.Subtask, error) { return newSubtaskScanner()
 func newSubtaskScanner() func(pgx.Row) (task.Subtask, error) {
 	var st task.Subtask
 	var src enumText
-	dest := []any{&st.ID, &st.TaskID, &st.UserID, &st.Title, &st.Completed, &st.CompletedAt, &st.OrderIndex, &src, &st.CreatedAt, &st.UpdatedAt}
+	dest := []any{&st.ID, repeatedID{&st.TaskID}, repeatedID{&st.UserID}, &st.Title, &st.Completed, &st.CompletedAt, &st.OrderIndex, &src, &st.CreatedAt, &st.UpdatedAt}
 	return func(row pgx.Row) (task.Subtask, error) {
 		err := row.Scan(dest...)
 		st.Source = task.Source(src)

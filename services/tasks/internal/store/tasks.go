@@ -2,12 +2,14 @@ package store
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/perpetua-flow/backend/libs/apperr"
 	"github.com/perpetua-flow/backend/libs/events/tasksevents"
@@ -30,7 +32,7 @@ func scanTask(row pgx.Row) (task.Task, error) { return newTaskScanner()(row) }
 func newTaskScanner() func(pgx.Row) (task.Task, error) {
 	var t task.Task
 	var prio, by enumText
-	dest := []any{&t.ID, &t.UserID, &t.Title, &t.Description, &prio, &t.DueDate, &t.EstimatedDuration,
+	dest := []any{&t.ID, repeatedID{&t.UserID}, &t.Title, &t.Description, &prio, &t.DueDate, &t.EstimatedDuration,
 		&t.FocusTimeSeconds, &t.Completed, &t.CompletedAt, &by, &t.Hidden, &t.Archived, &t.TemplateID,
 		&t.SubtaskCount, &t.SubtaskCompletedCount, &t.Version, &t.CreatedAt, &t.UpdatedAt}
 	return func(row pgx.Row) (task.Task, error) {
@@ -38,6 +40,33 @@ func newTaskScanner() func(pgx.Row) (task.Task, error) {
 		t.Priority, t.CompletedBy = task.Priority(prio), task.CompletedBy(by)
 		return t, err
 	}
+}
+
+// repeatedID scans a uuid column whose value repeats from row to row (user_id in a
+// user's rows, task_id in a task's subtasks) into *s, the reused destination: when the
+// row holds the previous row's value the string already there is kept, so only the
+// first row allocates one. Other values are spelled as pgx spells a uuid into a string.
+type repeatedID struct{ s *string }
+
+// ScanUUID implements pgtype.UUIDScanner.
+func (r repeatedID) ScanUUID(v pgtype.UUID) error {
+	if !v.Valid {
+		return errors.New("cannot scan NULL into an id")
+	}
+	var buf [36]byte
+	hex.Encode(buf[0:8], v.Bytes[:4])
+	buf[8] = '-'
+	hex.Encode(buf[9:13], v.Bytes[4:6])
+	buf[13] = '-'
+	hex.Encode(buf[14:18], v.Bytes[6:8])
+	buf[18] = '-'
+	hex.Encode(buf[19:23], v.Bytes[8:10])
+	buf[23] = '-'
+	hex.Encode(buf[24:], v.Bytes[10:])
+	if string(buf[:]) != *r.s { // compared without a conversion
+		*r.s = string(buf[:])
+	}
+	return nil
 }
 
 // enumText scans a text column of few values (a CHECK-constrained enum: priority,
