@@ -162,7 +162,7 @@ func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			if !verbatimASCII[c] {
 				return appendMarshaled(b, s)
 			}
 			i++
@@ -178,6 +178,14 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// verbatimASCII is the ASCII bytes encoding/json copies into a string as they are.
+var verbatimASCII = func() (set [utf8.RuneSelf]bool) {
+	for c := range set {
+		set[c] = c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return set
+}()
 
 func appendMarshaled(b []byte, s string) []byte {
 	enc, err := json.Marshal(s)
