@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/perpetua-flow/backend/libs/apperr"
@@ -34,10 +35,13 @@ type List[T any] struct {
 }
 
 // ParsePage reads offset and limit from the query, with the defaults and bounds of API.md.
-func ParsePage(r *http.Request) (Page, error) {
+func ParsePage(r *http.Request) (Page, error) { return ParsePageQuery(r.URL.Query()) }
+
+// ParsePageQuery is ParsePage for a query already parsed (r.URL.Query() parses it anew
+// at every call).
+func ParsePageQuery(q url.Values) (Page, error) {
 	p := Page{Offset: 0, Limit: DefaultLimit}
 	var v apperr.Validator
-	q := r.URL.Query()
 	if s := q.Get("offset"); s != "" {
 		n, err := strconv.Atoi(s)
 		v.Check(err == nil && n >= 0, "offset", "must be an integer ≥ 0")

@@ -16,8 +16,9 @@ import (
 )
 
 func (a *API) listTasks(w http.ResponseWriter, r *http.Request) {
-	hp, sp, err := page(r)
 	q := newQuery(r)
+	hp, err := httpx.ParsePageQuery(q.q)
+	sp := store.Page{Offset: hp.Offset, Limit: hp.Limit}
 	f := store.TaskFilter{Completed: q.boolean("completed"), DueBefore: q.time("due_before"), DueAfter: q.time("due_after"),
 		Query: q.text("q", task.TitleMaxLen)}
 	if p := q.oneOf("priority", string(task.Low), string(task.Medium), string(task.High)); p != "" {

@@ -146,6 +146,10 @@ func escapeLike(s string) string {
 // stable order backed by tasks_user_created). The title search is ILIKE on the user's
 // rows only, which that index bounds; no trigram extension is needed in the schema.
 func (s *Store) ListTasks(ctx context.Context, userID string, f TaskFilter, p Page) ([]task.Task, int, error) {
+	if f == (TaskFilter{}) {
+		return listPage(ctx, s.pool, newTaskScanner(), p,
+			unfilteredTaskCount, []any{userID}, unfilteredTaskPage, []any{userID, p.Limit, p.Offset})
+	}
 	where := []string{"user_id = $1"}
 	args := []any{userID}
 	add := func(cond string, v any) {
@@ -170,12 +174,21 @@ func (s *Store) ListTasks(ctx context.Context, userID string, f TaskFilter, p Pa
 	if f.Query != "" {
 		add(`title ILIKE '%%' || $%d || '%%' ESCAPE '\'`, escapeLike(f.Query))
 	}
-	cond := strings.Join(where, " AND ")
+	countSQL, pageSQL := taskListSQL(strings.Join(where, " AND "), len(args))
 	pageArgs := append(args[:len(args):len(args)], p.Limit, p.Offset)
-	return listPage(ctx, s.pool, newTaskScanner(), p,
-		`SELECT count(*) FROM tasks WHERE `+cond, args,
+	return listPage(ctx, s.pool, newTaskScanner(), p, countSQL, args, pageSQL, pageArgs)
+}
+
+// unfilteredTaskCount and unfilteredTaskPage are ListTasks' statements for the usual
+// request, without filters: built once rather than per request.
+var unfilteredTaskCount, unfilteredTaskPage = taskListSQL("user_id = $1 AND NOT hidden", 1)
+
+// taskListSQL is ListTasks' count and page statements for cond, which uses the first
+// nArgs parameters; the page's limit and offset follow them.
+func taskListSQL(cond string, nArgs int) (countSQL, pageSQL string) {
+	return `SELECT count(*) FROM tasks WHERE ` + cond,
 		fmt.Sprintf(`SELECT %s FROM tasks WHERE %s ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`,
-			taskCols, cond, len(pageArgs)-1, len(pageArgs)), pageArgs)
+			taskCols, cond, nArgs+1, nArgs+2)
 }
 
 // listPage is a list endpoint's total and page in one round trip: the count and the page
