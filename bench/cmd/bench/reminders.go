@@ -14,9 +14,15 @@ import (
 // reminderKind is the River job kind of a due reminder in the tasks schema.
 const reminderKind = "tasks.reminder.fire"
 
+// dueAhead is how far ahead the reminders are moved. River's scheduler makes jobs due
+// within its next interval (5 s) available ahead of time, on a pass every 5 s; reminders
+// are set minutes ahead in real use, so this is longer than one interval: a shorter lead
+// would measure the wait for the scheduler's next pass, which real reminders never see.
+const dueAhead = 8 * time.Second
+
 // remindersDue creates n reminders through the API (two per seeded task, due in an hour),
-// then moves all of them — reminder rows and their River jobs alike — to one moment a few
-// seconds ahead, and measures how fast they fire and how late each one is. Creating them
+// then moves all of them — reminder rows and their River jobs alike — to one moment
+// dueAhead ahead, and measures how fast they fire and how late each one is. Creating them
 // is measured as a phase of its own.
 func (b *bench) remindersDue(ctx context.Context, n int) (report.Phase, *report.Reminders, error) {
 	if n/2 > len(b.tasks) {
@@ -48,7 +54,7 @@ func (b *bench) remindersDue(ctx context.Context, n int) (report.Phase, *report.
 	for _, t := range b.tasks[:n/2] {
 		ids = append(ids, t.ID)
 	}
-	due := time.Now().UTC().Add(3 * time.Second).Truncate(time.Second)
+	due := time.Now().UTC().Add(dueAhead).Truncate(time.Second)
 	if _, err := b.pool.Exec(ctx, `UPDATE tasks.reminders SET scheduled_at = $2 WHERE task_id = ANY($1::uuid[]) AND NOT fired`, ids, due); err != nil {
 		return created, nil, fmt.Errorf("move reminders: %w", err)
 	}
