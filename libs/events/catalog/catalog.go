@@ -5,9 +5,6 @@
 package catalog
 
 import (
-	"reflect"
-	"sort"
-
 	"github.com/perpetua-flow/backend/libs/events/aievents"
 	"github.com/perpetua-flow/backend/libs/events/authevents"
 	"github.com/perpetua-flow/backend/libs/events/billingevents"
@@ -80,15 +77,4 @@ func ByType(typ string) (Event, bool) {
 		}
 	}
 	return Event{}, false
-}
-
-func typeName(v any) string { return reflect.TypeOf(v).Name() }
-
-func sortedKeys[M ~map[string]V, V any](m M) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -271,7 +271,7 @@ func (v *Verifier) fetch(ctx context.Context) (map[string]*rsa.PublicKey, time.D
 		keys[k.Kid] = pub
 	}
 	if len(keys) == 0 {
-		return nil, 0, errors.New("Google JWKS has no usable RSA key")
+		return nil, 0, errors.New("the Google JWKS has no usable RSA key")
 	}
 	return keys, CacheAge(resp.Header.Get("Cache-Control")), nil
 }

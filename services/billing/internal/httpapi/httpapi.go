@@ -237,7 +237,7 @@ func (a *API) checkout(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	httpx.WriteData(w, http.StatusOK, checkoutDTO{CheckoutURL: s.CheckoutURL, SessionID: s.SessionID})
+	httpx.WriteData(w, http.StatusOK, checkoutDTO(s))
 }
 
 func (a *API) purchase(w http.ResponseWriter, r *http.Request) {
@@ -265,5 +265,5 @@ func (a *API) purchase(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	httpx.WriteData(w, http.StatusOK, checkoutDTO{CheckoutURL: s.CheckoutURL, SessionID: s.SessionID})
+	httpx.WriteData(w, http.StatusOK, checkoutDTO(s))
 }
