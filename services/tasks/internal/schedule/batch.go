@@ -2,8 +2,12 @@ package schedule
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/perpetua-flow/backend/services/tasks/internal/reminder"
 	"github.com/perpetua-flow/backend/services/tasks/internal/store"
@@ -119,16 +123,48 @@ func (b *batcher) run(ctx context.Context, batch []*fireRequest) {
 	for i, req := range batch {
 		jobs[i] = req.job
 	}
-	outcomes, pushed, err := b.store.FireReminders(ctx, jobs)
-	if err == nil && b.publisher != nil && len(pushed) > 0 {
-		b.publisher.Publish(pushed...)
-	}
+	results := b.fireSplitting(ctx, jobs)
 	answered = true
 	for i, req := range batch {
-		if err != nil {
-			req.done <- fireResult{err: err}
-			continue
-		}
-		req.done <- fireResult{outcome: outcomes[i]}
+		req.done <- results[i]
 	}
+}
+
+// fireSplitting fires jobs in one transaction and pushes its notifications. When the
+// transaction fails for a reason of its own (a statement, a bad row) rather than the
+// database being unreachable, it fires each half apart, recursively, so a reminder that
+// always fails fails alone (River retries it) and its batch-mates fire now: k such
+// reminders cost about 2·k·log₂(len(jobs)) more transactions.
+func (b *batcher) fireSplitting(ctx context.Context, jobs []store.ReminderJob) []fireResult {
+	out := make([]fireResult, len(jobs))
+	outcomes, pushed, err := b.store.FireReminders(ctx, jobs)
+	switch {
+	case err == nil:
+		if b.publisher != nil && len(pushed) > 0 {
+			b.publisher.Publish(pushed...)
+		}
+		for i := range jobs {
+			out[i] = fireResult{outcome: outcomes[i]}
+		}
+	case len(jobs) > 1 && splittable(ctx, err):
+		mid := len(jobs) / 2
+		copy(out, b.fireSplitting(ctx, jobs[:mid]))
+		copy(out[mid:], b.fireSplitting(ctx, jobs[mid:]))
+	default:
+		for i := range out {
+			out[i] = fireResult{err: err}
+		}
+	}
+	return out
+}
+
+// splittable: the batch failed for something in it, not because its context ended or
+// the database cannot be reached (then every half would fail too).
+func splittable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	return !errors.As(err, &netErr) && !errors.As(err, &connectErr) && !pgconn.SafeToRetry(err)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -171,6 +172,8 @@ func TestBatcherGroupsJobs(t *testing.T) {
 
 // TestBatcherFailedBatch: every job of a failed batch gets its error (River retries
 // them) and the other batches are not affected; nothing of the failed batch is pushed.
+// TestBatcherFailedBatch: a batch that fails for one poisoned job is split until that job
+// fails alone; every other job fires, and nothing of a failed transaction is pushed.
 func TestBatcherFailedBatch(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("boom")
@@ -187,32 +190,48 @@ func TestBatcherFailedBatch(t *testing.T) {
 	b := newBatcher(g, pub, 4, 1)
 	jobs := jobsN(12)
 	answers := fireAll(context.Background(), b, jobs)
-	failed := map[string]bool{}
 	for range jobs {
 		a := <-answers
-		if a.err != nil {
-			if !errors.Is(a.err, boom) {
-				t.Fatal(a.err)
-			}
-			failed[a.job.ID] = true
+		switch {
+		case a.job.ID == "r00" && !errors.Is(a.err, boom):
+			t.Errorf("the poisoned job: %v, want its own error", a.err)
+		case a.job.ID != "r00" && a.err != nil:
+			t.Errorf("job %s failed with its poisoned batch-mate: %v", a.job.ID, a.err)
 		}
 	}
-	_, batches := g.stats()
-	for _, batch := range batches {
-		inFailed := false
-		for _, j := range batch {
-			inFailed = inFailed || j.ID == "r00"
-		}
-		for _, j := range batch {
-			if failed[j.ID] != inFailed {
-				t.Errorf("job %s: failed %v, its batch failed %v", j.ID, failed[j.ID], inFailed)
-			}
-		}
-	}
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
 	for _, n := range pub.ns {
-		if failed[n.ID] {
-			t.Errorf("pushed %s of the failed batch", n.ID)
+		if n.ID == "r00" {
+			t.Error("pushed the notification of the failed job")
 		}
+	}
+}
+
+// A batch that fails because the database is unreachable is not split: every half would
+// fail the same way.
+func TestBatcherDoesNotSplitWhenTheDatabaseIsDown(t *testing.T) {
+	t.Parallel()
+	down := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	g := &gate{release: make(chan struct{}), fail: func([]store.ReminderJob) error { return down }}
+	b := newBatcher(g, &published{}, 8, 1)
+	jobs := jobsN(9)
+	answers := fireAll(context.Background(), b, jobs)
+	// One job's batch runs; the other 8 wait and go together in the next.
+	waitFor(t, "one batch running and 8 jobs waiting", func() bool {
+		most, _ := g.stats()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return most == 1 && len(b.waiting) == 8
+	})
+	close(g.release)
+	for range jobs {
+		if a := <-answers; !errors.Is(a.err, down) {
+			t.Fatalf("job %s: %v, want the connection error", a.job.ID, a.err)
+		}
+	}
+	if _, batches := g.stats(); len(batches) != 2 {
+		t.Fatalf("%d transactions, want 2: a failure of the connection was split", len(batches))
 	}
 }
 
