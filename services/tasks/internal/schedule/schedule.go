@@ -168,8 +168,9 @@ type ReminderWorker struct {
 
 // Work fires the reminder if its job is still current; the batch pushes the
 // notifications after its commit. A failed push is not a failed job: the notification is
-// committed and the client gets it on reconnect. A failed batch fails each of its jobs,
-// and River retries them (a retry of a fired reminder does nothing).
+// committed and the client gets it on reconnect. A batch that fails is halved until the
+// jobs that fail stand alone (batcher.fireSplitting); those fail and River retries them
+// (a retry of a fired reminder does nothing).
 func (w *ReminderWorker) Work(ctx context.Context, job *river.Job[ReminderArgs]) error {
 	outcome, err := w.batches.fire(ctx, store.ReminderJob{ID: job.Args.ReminderID, Version: job.Args.Version})
 	if err != nil {
