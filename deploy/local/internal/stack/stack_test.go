@@ -111,15 +111,10 @@ func TestAllocateAddrs(t *testing.T) {
 			t.Fatalf("%s: %q (all: %v)", s, a, addrs)
 		}
 		seen[a] = true
-		// Each chosen port is free again for the service to bind.
-		if s != "gateway" {
-			l, err := net.Listen("tcp", a)
-			if err != nil {
-				t.Fatalf("%s: %v", s, err)
-			}
-			_ = l.Close()
-		}
 	}
+	// That the chosen ports are free again is not checked by binding them here: with the
+	// other test binaries running in parallel, any of them may take a port released a
+	// moment ago (CI saw it). The listeners are closed by AllocateAddrs's defer.
 
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
