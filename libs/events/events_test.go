@@ -476,6 +476,12 @@ func TestQueueEnqueueRidesTheCallersBatch(t *testing.T) {
 	}
 }
 
+// unwrapper is a store's transaction wrapper: embedding pgx.Tx drops AfterCommit, Unwrap
+// hands the transaction underneath to pg.HooksOf.
+type unwrapper struct{ pgx.Tx }
+
+func (u unwrapper) Unwrap() pgx.Tx { return u.Tx }
+
 // Enqueue in a plain transaction still NOTIFYs the relay's channel; in pg.InTx it does not
 // (the in-process wake-up replaces it).
 func TestEnqueueNotifiesOnlyWithoutCommitHooks(t *testing.T) {
@@ -498,9 +504,15 @@ func TestEnqueueNotifiesOnlyWithoutCommitHooks(t *testing.T) {
 	if err := pg.InTx(ctx, hooked, func(tx pgx.Tx) error { return events.Enqueue(ctx, tx, newEvent(t, "tasks.test.hooked")) }); err != nil {
 		t.Fatal(err)
 	}
+	// A store's wrapper of that transaction (pg.TxWrapper) must not hide its hooks.
+	if err := pg.InTx(ctx, hooked, func(tx pgx.Tx) error {
+		return events.Enqueue(ctx, unwrapper{tx}, newEvent(t, "tasks.test.hooked_wrapped"))
+	}); err != nil {
+		t.Fatal(err)
+	}
 	enqueuePlain(t, ctx, plain, 1)
 
-	// Notifications arrive in commit order: had the pg.InTx transaction notified, its
+	// Notifications arrive in commit order: had either pg.InTx transaction notified, its
 	// notification would come first.
 	wctx, cancel := context.WithTimeout(ctx, waitUp)
 	defer cancel()

@@ -76,8 +76,8 @@ func NotifyChannel(schema string) string { return schema + "_outbox" }
 // the message headers, so the consumer's span joins the producer's trace.
 //
 // How the relay learns of the commit depends on tx. In a transaction of pg.InTx (a
-// pg.CommitHooker) Enqueue wakes the relays running in this process once the transaction
-// has committed. Any other transaction (a plain pgx.Tx, a savepoint) gets a pg_notify on
+// pg.CommitHooker, found through wrappers by pg.HooksOf) Enqueue wakes the relays running
+// in this process once the transaction has committed. Any other transaction (a plain pgx.Tx, a savepoint) gets a pg_notify on
 // "<current_schema()>_outbox", delivered at commit, so its search_path must be the
 // service's schema. The in-process wake-up is the fast path: a transaction that NOTIFYs
 // holds a cluster-wide lock from its pre-commit until its commit is flushed, so such
@@ -98,7 +98,7 @@ func Enqueue(ctx context.Context, tx pgx.Tx, evs ...Event) error {
 	if _, err := tx.Exec(ctx, insertOutboxSQL, args...); err != nil {
 		return fmt.Errorf("events: enqueue: %w", err)
 	}
-	if h, ok := tx.(pg.CommitHooker); ok {
+	if h, ok := pg.HooksOf(tx); ok {
 		h.AfterCommit(wakeRelays)
 		return nil
 	}
@@ -121,7 +121,7 @@ func QueueEnqueue(ctx context.Context, tx pgx.Tx, b *pgx.Batch, evs ...Event) er
 		return err
 	}
 	b.Queue(insertOutboxSQL, args...)
-	if h, ok := tx.(pg.CommitHooker); ok {
+	if h, ok := pg.HooksOf(tx); ok {
 		h.AfterCommit(wakeRelays)
 	} else {
 		b.Queue(notifySQL)

@@ -105,6 +105,29 @@ type CommitHooker interface {
 	AfterCommit(fn func())
 }
 
+// TxWrapper is a transaction that wraps another (a store's batching or logging wrapper)
+// and hands it out, so HooksOf finds the hooks of the one underneath.
+type TxWrapper interface {
+	Unwrap() pgx.Tx
+}
+
+// HooksOf is tx's CommitHooker, looking through TxWrappers: a wrapper that embeds pgx.Tx
+// does not carry the AfterCommit of the transaction it wraps, and code that needs it
+// (events.Enqueue) would otherwise take the transaction for a plain one.
+func HooksOf(tx pgx.Tx) (CommitHooker, bool) {
+	for tx != nil {
+		if h, ok := tx.(CommitHooker); ok {
+			return h, true
+		}
+		w, ok := tx.(TxWrapper)
+		if !ok {
+			return nil, false
+		}
+		tx = w.Unwrap()
+	}
+	return nil, false
+}
+
 // hookTx is the transaction InTx hands to fn. It is a pointer so that it stays usable as
 // a map key, as a plain pgx.Tx is.
 type hookTx struct {

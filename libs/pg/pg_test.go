@@ -205,3 +205,52 @@ func TestOpenRejectsBadSchema(t *testing.T) {
 		t.Fatal("want an error for an unsafe schema name")
 	}
 }
+
+// wrapped is a store's transaction wrapper: it embeds pgx.Tx, which does not carry
+// AfterCommit, and hands out the transaction underneath.
+type wrapped struct{ pgx.Tx }
+
+func (w wrapped) Unwrap() pgx.Tx { return w.Tx }
+
+// opaque wraps without Unwrap.
+type opaque struct{ pgx.Tx }
+
+func TestHooksOfLooksThroughWrappers(t *testing.T) {
+	t.Parallel()
+	cfg := setup(t)
+	ctx := context.Background()
+	pool, err := pg.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ran := 0
+	err = pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+		for name, candidate := range map[string]pgx.Tx{"InTx's": tx, "wrapped": wrapped{tx}, "wrapped twice": wrapped{wrapped{tx}}} {
+			h, ok := pg.HooksOf(candidate)
+			if !ok {
+				t.Errorf("%s transaction: no hooks found", name)
+				continue
+			}
+			h.AfterCommit(func() { ran++ })
+		}
+		if _, ok := pg.HooksOf(opaque{tx}); ok {
+			t.Error("a wrapper without Unwrap was looked through")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ran != 3 {
+		t.Fatalf("%d hooks ran after the commit, want the 3 registered through InTx's transaction and its wrappers", ran)
+	}
+	plain, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = plain.Rollback(ctx) }()
+	if _, ok := pg.HooksOf(wrapped{plain}); ok {
+		t.Error("a plain transaction, wrapped, has hooks")
+	}
+}

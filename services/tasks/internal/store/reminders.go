@@ -427,15 +427,19 @@ func (s *Store) fireAll(ctx context.Context, tx pgx.Tx, fired []*firing, now tim
 }
 
 // queuedTx is tx for writes whose answer nobody reads: the batch's own and those of the
-// store's Emitter, which writes one event a call with such statements (libs/events
-// Enqueue: the outbox insert and its notify, two round trips an event, so 500 for a
-// batch of 250). Exec queues the statement and answers an empty command tag; send runs
-// the queue in one round trip, its first failure failing the transaction. Anything that
-// reads sends the queue first, so the statements keep their order.
+// store's Emitter, which writes one event a call (libs/events Enqueue: an outbox insert,
+// one round trip an event, so 250 for a batch of 250). Exec queues the statement and
+// answers an empty command tag; send runs the queue in one round trip, its first failure
+// failing the transaction. Anything that reads sends the queue first, so the statements
+// keep their order. Unwrap hands out tx, so Enqueue finds pg.InTx's commit hooks
+// (pg.HooksOf) and wakes the relay after the commit instead of sending pg_notify in it.
 type queuedTx struct {
 	pgx.Tx
 	batch pgx.Batch
 }
+
+// Unwrap is the transaction underneath (pg.TxWrapper).
+func (q *queuedTx) Unwrap() pgx.Tx { return q.Tx }
 
 func (q *queuedTx) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	q.batch.Queue(sql, args...)
