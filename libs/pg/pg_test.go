@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/perpetua-flow/backend/libs/logging"
 	"github.com/perpetua-flow/backend/libs/pg"
@@ -16,6 +17,17 @@ import (
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// openPool is a pool on a migrated database of its own, closed with the test.
+func openPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pg.Open(context.Background(), setup(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
 
 func migrations(t testing.TB) fs.FS {
 	sub, err := fs.Sub(os.DirFS("testdata"), "migrations")
@@ -36,13 +48,8 @@ func setup(t *testing.T) pg.Config {
 
 func TestInTxCommitsAndRollsBack(t *testing.T) {
 	t.Parallel()
-	cfg := setup(t)
 	ctx := context.Background()
-	pool, err := pg.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := openPool(t)
 
 	if err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO things (id, name) VALUES (1, 'kept')`)
@@ -51,7 +58,7 @@ func TestInTxCommitsAndRollsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	err = pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+	err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO things (id, name) VALUES (2, 'gone')`); err != nil {
 			return err
 		}
@@ -82,13 +89,8 @@ func afterCommit(t *testing.T, tx pgx.Tx, runs *int) {
 
 func TestInTxRunsAfterCommitHooksOnlyOnCommit(t *testing.T) {
 	t.Parallel()
-	cfg := setup(t)
 	ctx := context.Background()
-	pool, err := pg.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := openPool(t)
 	// A deferred unique constraint is checked by COMMIT itself, so a transaction can get as
 	// far as the commit and fail there.
 	if _, err := pool.Exec(ctx, `CREATE TABLE deferred (id int UNIQUE DEFERRABLE INITIALLY DEFERRED)`); err != nil {
@@ -217,15 +219,10 @@ type opaque struct{ pgx.Tx }
 
 func TestHooksOfLooksThroughWrappers(t *testing.T) {
 	t.Parallel()
-	cfg := setup(t)
 	ctx := context.Background()
-	pool, err := pg.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := openPool(t)
 	ran := 0
-	err = pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+	err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
 		for name, candidate := range map[string]pgx.Tx{"InTx's": tx, "wrapped": wrapped{tx}, "wrapped twice": wrapped{wrapped{tx}}} {
 			h, ok := pg.HooksOf(candidate)
 			if !ok {
